@@ -1,0 +1,52 @@
+# Entry points. `make demo` and `make test` work on a fresh clone: both install dependencies first.
+SHELL := /bin/bash
+NODE := node --import tsx
+export NODE_OPTIONS ?= --enable-source-maps
+
+.PHONY: install demo test typecheck cycles unit sim faults bench simulate schema dlq
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+## Run the whole fleet end to end on embedded defaults (emulated SQS, local or embedded Postgres, vLLM simulator).
+demo: install
+	$(NODE) scripts/demo.ts
+
+## The test suite: typecheck, import-cycle check, then node:test against real Postgres, Redis and the SQS emulator.
+test: install typecheck cycles unit
+
+typecheck: install
+	npx tsc --noEmit -p tsconfig.json
+
+cycles: install
+	npx madge --circular --extensions ts --ts-config tsconfig.json producer worker shared scripts
+
+unit: install
+	$(NODE) --test --test-concurrency=1 --test-timeout=300000 $$(find test -name '*.test.ts' | sort)
+
+## The vLLM simulator on its own (flags: --help).
+sim: install
+	$(NODE) scripts/simulators/vllm/main.ts $(ARGS)
+
+## Fault suite at full size (10,000 jobs, kills, outages).
+faults: install
+	$(NODE) scripts/faults.ts $(ARGS)
+
+## Benchmark: capacity ratio, vs. a naive sqs-consumer worker, overhead per job, RSS.
+bench: install
+	$(NODE) scripts/bench.ts $(ARGS)
+
+## Scaling simulator over terraform/ variables.
+simulate: install
+	$(NODE) scripts/simulate-scaling.ts $(ARGS)
+
+## Write the job contract's JSON Schema for producers in other languages.
+schema: install
+	$(NODE) scripts/export-schema.ts
+
+## Dead-letter queue tool: list, inspect, redrive.
+dlq: install
+	$(NODE) scripts/dlq.ts $(ARGS)

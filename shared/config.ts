@@ -1,0 +1,152 @@
+/**
+ * Every environment variable the fleet reads, in one schema, parsed once at the edge (main.ts of each
+ * deployable). Units are in the names. Nothing below the entry points reads process.env.
+ * Defaults here are mirrored by terraform/variables.tf (checked by test/terraform.test.ts).
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const url = z.url();
+const list = z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+
+/** Defaults shared with terraform/ — keep in step with terraform/variables.tf. */
+export const DEFAULTS = {
+  queueName: "llm-jobs",
+  visibilityTimeoutSeconds: 120,
+  waitTimeSeconds: 20,
+  maxReceiveCount: 5,
+  heartbeatIntervalMs: 30_000,
+  drainDeadlineMs: 120_000,
+  /** The ASG termination lifecycle hook must outlast the drain; terraform's default. */
+  lifecycleHookTimeoutSeconds: 300,
+  metricsNamespace: "LlmFleet",
+} as const;
+
+export const envSchema = z
+  .object({
+    // --- queue -----------------------------------------------------------------------------------------
+    /** Comma-separated queue URLs, highest priority first. Unset: the embedded emulator creates `QUEUE_NAME`. */
+    QUEUE_URLS: list.optional(),
+    QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,75}$/).default(DEFAULTS.queueName),
+    /** Endpoint override for SQS-compatible servers (emulator, LocalStack). Unset: real AWS. */
+    SQS_ENDPOINT: url.optional(),
+    AWS_REGION: z.string().min(1).default("us-east-1"),
+    /** Long-poll wait, 1-20 s (SQS maximum 20). */
+    SQS_WAIT_TIME_SECONDS: int(1, 20).default(DEFAULTS.waitTimeSeconds),
+    /** Visibility the worker asks for on receive and extends to on every heartbeat. */
+    SQS_VISIBILITY_TIMEOUT_SECONDS: int(10, 43_200).default(DEFAULTS.visibilityTimeoutSeconds),
+    /** Deliveries before SQS moves a message to the DLQ (RedrivePolicy maxReceiveCount). */
+    SQS_MAX_RECEIVE_COUNT: int(1, 1000).default(DEFAULTS.maxReceiveCount),
+    // --- store -----------------------------------------------------------------------------------------
+    /** Postgres URL. Unset: 127.0.0.1:5432/test when reachable, else embedded Postgres (demo only). */
+    DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+    DATABASE_POOL_SIZE: int(1, 200).default(10),
+    /** Redis URL for the hot path. Unset or unreachable: results go to Postgres only. */
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").optional(),
+    RESULT_TTL_SECONDS: int(60, 30 * 86_400).default(86_400),
+    // --- provider ----------------------------------------------------------------------------------------
+    VLLM_URL: url.default("http://127.0.0.1:8000"),
+    VLLM_MODEL: z.string().min(1).default("meta-llama/Llama-3.1-8B-Instruct"),
+    VLLM_API_KEY: z.string().min(1).optional(),
+    /** Per-request provider timeout. */
+    PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+    // --- worker ----------------------------------------------------------------------------------------
+    /** Jobs in flight per worker. Unset: the backend's max-num-seqs (vLLM default 1024 on an H100). */
+    WORKER_CONCURRENCY: int(1, 10_000).optional(),
+    /** Messages per ReceiveMessage call (SQS maximum 10). */
+    RECEIVE_BATCH_SIZE: int(1, 10).default(10),
+    /** Parallel ReceiveMessage calls while capacity is free. */
+    RECEIVE_PARALLELISM: int(1, 64).default(4),
+    HEARTBEAT_INTERVAL_MS: int(1000, 3_600_000).default(DEFAULTS.heartbeatIntervalMs),
+    /** On SIGTERM, how long running jobs may finish before they are released. */
+    DRAIN_DEADLINE_MS: int(0, 3_600_000).default(DEFAULTS.drainDeadlineMs),
+    /** Default job TTL when a job carries no deadline (0 = none). */
+    JOB_DEFAULT_TTL_SECONDS: int(0, 14 * 86_400).default(0),
+    /** Batched deletes wait at most this long to fill a batch of 10. */
+    ACK_FLUSH_MS: int(0, 10_000).default(20),
+    /** Read vLLM /metrics to keep its waiting queue short. */
+    ADAPTIVE_CONCURRENCY: bool.default(true),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .superRefine((env, ctx) => {
+    if (env.HEARTBEAT_INTERVAL_MS >= (env.SQS_VISIBILITY_TIMEOUT_SECONDS * 1000) / 2) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HEARTBEAT_INTERVAL_MS"],
+        message: `must be under half of SQS_VISIBILITY_TIMEOUT_SECONDS (${env.SQS_VISIBILITY_TIMEOUT_SECONDS} s) so a missed beat never lets a message reappear`,
+      });
+    }
+    if (env.DRAIN_DEADLINE_MS >= DEFAULTS.lifecycleHookTimeoutSeconds * 1000) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DRAIN_DEADLINE_MS"],
+        message: `must be under the ASG lifecycle-hook timeout (${DEFAULTS.lifecycleHookTimeoutSeconds} s)`,
+      });
+    }
+  });
+
+export type Env = z.output<typeof envSchema>;
+
+export interface Config {
+  queue: {
+    urls?: string[];
+    name: string;
+    endpoint?: string;
+    region: string;
+    waitTimeSeconds: number;
+    visibilityTimeoutSeconds: number;
+    maxReceiveCount: number;
+  };
+  store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number };
+  vllm: { url: string; model: string; apiKey?: string; timeoutMs: number };
+  worker: {
+    concurrency?: number;
+    receiveBatchSize: number;
+    receiveParallelism: number;
+    heartbeatIntervalMs: number;
+    drainDeadlineMs: number;
+    jobDefaultTtlSeconds: number;
+    ackFlushMs: number;
+    adaptiveConcurrency: boolean;
+  };
+  logLevel: Env["LOG_LEVEL"];
+}
+
+/** Parse the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const relevant = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    // Name the variable, never echo its value: it may be a secret.
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(env)"}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return {
+    queue: {
+      urls: e.QUEUE_URLS,
+      name: e.QUEUE_NAME,
+      endpoint: e.SQS_ENDPOINT,
+      region: e.AWS_REGION,
+      waitTimeSeconds: e.SQS_WAIT_TIME_SECONDS,
+      visibilityTimeoutSeconds: e.SQS_VISIBILITY_TIMEOUT_SECONDS,
+      maxReceiveCount: e.SQS_MAX_RECEIVE_COUNT,
+    },
+    store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS },
+    vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      receiveBatchSize: e.RECEIVE_BATCH_SIZE,
+      receiveParallelism: e.RECEIVE_PARALLELISM,
+      heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+      drainDeadlineMs: e.DRAIN_DEADLINE_MS,
+      jobDefaultTtlSeconds: e.JOB_DEFAULT_TTL_SECONDS,
+      ackFlushMs: e.ACK_FLUSH_MS,
+      adaptiveConcurrency: e.ADAPTIVE_CONCURRENCY,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+}
