@@ -52,6 +52,8 @@ export const envSchema = z
     VLLM_URL: url.default("http://127.0.0.1:8000"),
     VLLM_MODEL: z.string().min(1).default("meta-llama/Llama-3.1-8B-Instruct"),
     VLLM_API_KEY: z.string().min(1).optional(),
+    /** The backend's max-num-seqs: the default concurrency (vLLM's default on an H100 is 1024). */
+    VLLM_MAX_NUM_SEQS: int(1, 100_000).default(1024),
     /** Per-request provider timeout. */
     PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
     // --- worker ----------------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ export interface Config {
     maxReceiveCount: number;
   };
   store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number };
-  vllm: { url: string; model: string; apiKey?: string; timeoutMs: number };
+  vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
   worker: {
     concurrency?: number;
     receiveBatchSize: number;
@@ -136,7 +138,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maxReceiveCount: e.SQS_MAX_RECEIVE_COUNT,
     },
     store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS },
-    vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS },
+    vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       receiveBatchSize: e.RECEIVE_BATCH_SIZE,

@@ -1,0 +1,102 @@
+/**
+ * The worker's view of the job store: concurrent jobs' writes are grouped into batched statements, and a
+ * write that fails because Postgres is unreachable is retried with backoff until it lands (or the worker is
+ * hard-stopped). While writes fail the store is marked unhealthy, which pauses the poller: no new messages
+ * are taken while we cannot record what happens to them, and the held ones keep their heartbeat.
+ */
+import { MicroBatcher } from "./micro-batcher.ts";
+import { backoffMs, delay } from "../shared/backoff.ts";
+import { isRetryable } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { JobStore } from "../shared/store/jobs.ts";
+
+type Method = "claim" | "complete" | "finish" | "release";
+type Item<M extends Method> = Parameters<JobStore[M]>[0][number];
+type Out<M extends Method> = Awaited<ReturnType<JobStore[M]>> extends (infer O)[] ? O : void;
+
+export class StoreUnavailableAbort extends Error {
+  readonly code = "STORE_WRITE_ABANDONED";
+}
+
+export class DurableStore {
+  private healthy = true;
+  private healthWaiters = new Set<() => void>();
+  private readonly batchers: { [M in Method]: MicroBatcher<Item<M>, Out<M>> };
+
+  constructor(
+    readonly store: JobStore,
+    private readonly log: Logger,
+    /** Aborts retries when the worker is hard-stopped; the message then stays for redelivery. */
+    private readonly hardStop: AbortSignal,
+    o: { maxBatch?: number; lingerMs?: number } = {},
+  ) {
+    const make = <M extends Method>(m: M) =>
+      new MicroBatcher<Item<M>, Out<M>>({
+        maxBatch: o.maxBatch ?? 100,
+        lingerMs: o.lingerMs ?? 2,
+        run: async (items) => {
+          const out = await (this.store[m] as (i: Item<M>[]) => Promise<unknown>).call(this.store, items);
+          return (Array.isArray(out) ? out : items.map(() => undefined)) as Out<M>[];
+        },
+      });
+    this.batchers = { claim: make("claim"), complete: make("complete"), finish: make("finish"), release: make("release") };
+  }
+
+  get isHealthy(): boolean {
+    return this.healthy;
+  }
+
+  /** Resolves when the store is healthy again, or `signal` aborts. */
+  waitHealthy(signal: AbortSignal): Promise<void> {
+    if (this.healthy || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.healthWaiters.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      this.healthWaiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  claim(item: Item<"claim">): Promise<Out<"claim">> {
+    return this.durably("claim", item);
+  }
+  complete(item: Item<"complete">): Promise<Out<"complete">> {
+    return this.durably("complete", item);
+  }
+  finish(item: Item<"finish">): Promise<Out<"finish">> {
+    return this.durably("finish", item);
+  }
+  release(item: Item<"release">): Promise<Out<"release">> {
+    return this.durably("release", item);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(Object.values(this.batchers).map((b) => b.drain()));
+  }
+
+  private async durably<M extends Method>(method: M, item: Item<M>): Promise<Out<M>> {
+    const batcher = this.batchers[method] as MicroBatcher<Item<M>, Out<M>>;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const out = await batcher.add(item);
+        this.setHealthy(true);
+        return out;
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        if (this.healthy) this.log.warn({ err, method }, "store unavailable; pausing intake and retrying writes");
+        this.healthy = false;
+        if (this.hardStop.aborted) throw new StoreUnavailableAbort(`store write (${method}) abandoned at hard stop`, { cause: err });
+        await delay(backoffMs(attempt, 100, 5_000), this.hardStop);
+      }
+    }
+  }
+
+  private setHealthy(ok: boolean): void {
+    if (ok && !this.healthy) this.log.info("store reachable again; resuming intake");
+    this.healthy = ok;
+    if (ok) for (const w of [...this.healthWaiters]) w();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Worker entry point: parse config once, wire real dependencies, run until SIGTERM/SIGINT, drain, exit 0.
+ * A second signal exits at once (1): the messages still held come back after their visibility timeout.
+ */
+import { loadConfig, type Config } from "../shared/config.ts";
+import { ConfigError, coerceError } from "../shared/errors.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { VllmClient } from "../shared/providers/vllm.ts";
+import { SqsQueue } from "../shared/queue/sqs.ts";
+import { JobStore } from "../shared/store/jobs.ts";
+import { migrate } from "../shared/store/migrate.ts";
+import { createPool } from "../shared/store/pool.ts";
+import { ResultsCache } from "../shared/store/results-cache.ts";
+import { Worker } from "./worker.ts";
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+    if (config.store.databaseUrl === undefined) throw new ConfigError(["DATABASE_URL: required by the worker"]);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel, "worker");
+  const closers: (() => Promise<unknown> | unknown)[] = [];
+  try {
+    const worker = await build(config, log, closers);
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      signals += 1;
+      if (signals > 1) {
+        log.warn({ signal }, "second signal: exiting without drain");
+        process.exit(1);
+      }
+      log.info({ signal }, "stopping");
+      void worker.stop().then(() => shutdown(closers, log, 0));
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    worker.start();
+  } catch (err) {
+    log.fatal({ err: coerceError(err) }, "worker failed to start");
+    await shutdown(closers, log, 1);
+  }
+}
+
+async function build(config: Config, log: Logger, closers: (() => unknown)[]): Promise<Worker> {
+  const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
+  closers.push(() => queue.close());
+  const queueUrls = config.queue.urls ?? [await queue.queueUrl(config.queue.name)];
+  const pool = await createPool({ url: config.store.databaseUrl!, poolSize: config.store.poolSize, onError: (err) => log.warn({ err }, "idle Postgres client error") });
+  closers.push(() => pool.end());
+  await migrate(pool);
+  const cache = config.store.redisUrl === undefined ? undefined : new ResultsCache({ url: config.store.redisUrl, ttlSeconds: config.store.resultTtlSeconds, logger: log });
+  if (cache) closers.push(() => cache.close());
+  const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
+  const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: Math.min(concurrency, 512) });
+  closers.push(() => provider.close());
+  return new Worker({
+    queue,
+    queueUrls,
+    store: new JobStore(pool),
+    cache,
+    provider,
+    readGauges: config.worker.adaptiveConcurrency ? (signal) => provider.metrics(signal) : undefined,
+    concurrency,
+    receiveBatchSize: config.worker.receiveBatchSize,
+    receiveParallelism: config.worker.receiveParallelism,
+    waitTimeSeconds: config.queue.waitTimeSeconds,
+    visibilityTimeoutSeconds: config.queue.visibilityTimeoutSeconds,
+    maxReceiveCount: config.queue.maxReceiveCount,
+    heartbeatIntervalMs: config.worker.heartbeatIntervalMs,
+    drainDeadlineMs: config.worker.drainDeadlineMs,
+    jobDefaultTtlSeconds: config.worker.jobDefaultTtlSeconds,
+    ackFlushMs: config.worker.ackFlushMs,
+    log,
+  });
+}
+
+async function shutdown(closers: (() => unknown)[], log: Logger, code: number): Promise<never> {
+  for (const close of closers.reverse()) {
+    try {
+      await close();
+    } catch (err) {
+      log.warn({ err: coerceError(err) }, "cleanup step failed");
+    }
+  }
+  log.flush?.();
+  process.exit(code);
+}
+
+void main();

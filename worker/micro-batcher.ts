@@ -1,0 +1,58 @@
+/**
+ * Groups single calls made by concurrent jobs into one batched call (one SQL round trip for many jobs),
+ * flushing when `maxBatch` items wait or after `lingerMs`. The batched function returns one result per
+ * item, in order. A failure rejects every item of that batch; retries are the caller's policy.
+ */
+export interface MicroBatcherOptions<I, O> {
+  run: (items: I[]) => Promise<O[]>;
+  maxBatch: number;
+  lingerMs: number;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (reason: unknown) => void;
+}
+
+export class MicroBatcher<I, O> {
+  private queue: Pending<I, O>[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly options: MicroBatcherOptions<I, O>) {}
+
+  add(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (this.queue.length >= this.options.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.options.lingerMs);
+    });
+  }
+
+  /** Send what waits now. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      const done = this.runBatch(batch).finally(() => this.inFlight.delete(done));
+      this.inFlight.add(done);
+    }
+  }
+
+  /** Flush and wait for every batch under way (shutdown). */
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  private async runBatch(batch: Pending<I, O>[]): Promise<void> {
+    try {
+      const results = await this.options.run(batch.map((p) => p.item));
+      batch.forEach((p, i) => p.resolve(results[i] as O));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The worker: created → running → draining → stopped. Wires the poller (receive), the processor (handle),
+ * the acker (delete), the heartbeat (extend) and adaptive concurrency, and owns the staged shutdown:
+ * stop polling → hand back messages not yet started → let running jobs finish until the drain deadline →
+ * abort the rest and hand them back → flush deletes and writes.
+ */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import pLimit from "p-limit";
+import type { Logger } from "../shared/logger.ts";
+import type { Provider } from "../shared/providers/provider.ts";
+import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
+import type { JobStore } from "../shared/store/jobs.ts";
+import type { ResultsCache } from "../shared/store/results-cache.ts";
+import { coerceError } from "../shared/errors.ts";
+import type { JobRecord } from "../shared/store/job-record.ts";
+import { Acker } from "./acker.ts";
+import { MicroBatcher } from "./micro-batcher.ts";
+import { runBackpressure, type BackendGauges } from "./backpressure.ts";
+import { Capacity } from "./capacity.ts";
+import { DurableStore } from "./durable-store.ts";
+import { Heartbeat, type HeldMessage } from "./heartbeat.ts";
+import { PoisonSink } from "./poison.ts";
+import { Poller } from "./poller.ts";
+import { Processor, type Outcome } from "./processor.ts";
+
+export interface WorkerOptions {
+  queue: SqsQueue;
+  /** Highest priority first. */
+  queueUrls: string[];
+  store: JobStore;
+  cache?: ResultsCache;
+  provider: Provider;
+  /** Backend gauges for adaptive concurrency; omit to keep the static limit. */
+  readGauges?: (signal: AbortSignal) => Promise<BackendGauges | undefined>;
+  concurrency: number;
+  receiveBatchSize: number;
+  receiveParallelism: number;
+  waitTimeSeconds: number;
+  visibilityTimeoutSeconds: number;
+  maxReceiveCount: number;
+  heartbeatIntervalMs: number;
+  drainDeadlineMs: number;
+  jobDefaultTtlSeconds: number;
+  ackFlushMs: number;
+  log: Logger;
+  workerId?: string;
+  onOutcome?: (outcome: Outcome, message: ReceivedMessage) => void;
+}
+
+export type WorkerState = "created" | "running" | "draining" | "stopped";
+
+export class Worker {
+  readonly workerId: string;
+  private state: WorkerState = "created";
+  private readonly pollAbort = new AbortController();
+  private readonly hardStop = new AbortController();
+  private readonly capacity: Capacity;
+  private readonly heartbeat: Heartbeat;
+  private readonly acker: Acker;
+  private readonly durable: DurableStore;
+  private readonly processor: Processor;
+  private readonly running = new Set<Promise<void>>();
+  private readonly publisher: MicroBatcher<JobRecord, void> | undefined;
+  private providerInFlight = 0;
+  private loops: Promise<unknown> | undefined;
+  private stopping: Promise<void> | undefined;
+  readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0 };
+
+  constructor(private readonly o: WorkerOptions) {
+    this.workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    this.capacity = new Capacity(o.concurrency, o.concurrency);
+    this.acker = new Acker(o.queue, o.ackFlushMs, o.log);
+    this.durable = new DurableStore(o.store, o.log, this.hardStop.signal);
+    this.heartbeat = new Heartbeat({
+      queue: o.queue,
+      intervalMs: o.heartbeatIntervalMs,
+      visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
+      extendLeases: (ids, leaseMs) => o.store.extendLeases(ids, this.workerId, leaseMs),
+      log: o.log,
+    });
+    const cache = o.cache;
+    this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: async (records) => {
+      await cache.putMany(records);
+      return records.map(() => undefined);
+    } });
+    this.processor = new Processor({
+      workerId: this.workerId,
+      queue: o.queue,
+      store: this.durable,
+      publish: o.cache === undefined ? undefined : (record) => void this.publisher?.add(record).catch(() => undefined),
+      provider: o.provider,
+      acker: this.acker,
+      poison: new PoisonSink(o.queue, o.log),
+      limit: pLimit(o.concurrency),
+      visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
+      maxReceiveCount: o.maxReceiveCount,
+      jobDefaultTtlSeconds: o.jobDefaultTtlSeconds,
+      log: o.log,
+      onProviderCall: (d) => (this.providerInFlight += d),
+    });
+  }
+
+  get status(): WorkerState {
+    return this.state;
+  }
+
+  /** Messages held right now (received and not yet acked or handed back). */
+  get held(): number {
+    return this.heartbeat.size;
+  }
+
+  start(): void {
+    if (this.state !== "created") return;
+    this.state = "running";
+    this.heartbeat.start();
+    const poller = new Poller({
+      queue: this.o.queue,
+      queueUrls: this.o.queueUrls,
+      capacity: this.capacity,
+      batchSize: this.o.receiveBatchSize,
+      parallelism: this.o.receiveParallelism,
+      waitTimeSeconds: this.o.waitTimeSeconds,
+      visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
+      paused: () => !this.durable.isHealthy,
+      waitUnpaused: (signal) => this.durable.waitHealthy(signal),
+      onMessages: (messages) => messages.forEach((m) => this.handle(m)),
+      log: this.o.log,
+    });
+    const loops: Promise<unknown>[] = [poller.run(this.pollAbort.signal)];
+    if (this.o.readGauges !== undefined) {
+      loops.push(
+        runBackpressure(
+          {
+            capacity: this.capacity,
+            readGauges: this.o.readGauges,
+            ourInFlight: () => this.providerInFlight,
+            intervalMs: 500,
+            targetWaiting: Math.max(4, Math.ceil(this.o.concurrency * 0.02)),
+            minLimit: Math.min(this.o.concurrency, this.o.receiveBatchSize),
+            log: this.o.log,
+          },
+          this.pollAbort.signal,
+        ),
+      );
+    }
+    this.loops = Promise.all(loops);
+    this.o.log.info({ workerId: this.workerId, concurrency: this.o.concurrency, queues: this.o.queueUrls.length }, "worker started");
+  }
+
+  /** Graceful drain; idempotent (every call returns the same promise). */
+  stop(): Promise<void> {
+    this.stopping ??= this.drain();
+    return this.stopping;
+  }
+
+  private handle(message: ReceivedMessage): void {
+    const held = this.heartbeat.track(message);
+    const task = this.processor
+      .process(held, this.hardStop.signal, this.pollAbort.signal)
+      .then((outcome) => {
+        this.counts[outcome] += 1;
+        this.o.onOutcome?.(outcome, message);
+      })
+      .catch(async (err) => {
+        // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
+        this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
+        await this.processor.handBack(message);
+      })
+      .finally(() => {
+        this.heartbeat.untrack(message);
+        this.capacity.release();
+        this.running.delete(task);
+      });
+    this.running.add(task);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.state === "created") {
+      this.state = "stopped";
+      return;
+    }
+    this.state = "draining";
+    this.o.log.info({ held: this.held, running: this.running.size }, "draining");
+    this.pollAbort.abort();
+    await this.loops;
+    const deadline = AbortSignal.timeout(this.o.drainDeadlineMs);
+    await this.capacity.waitForIdle(deadline);
+    if (this.running.size > 0) {
+      this.o.log.warn({ running: this.running.size }, "drain deadline reached; handing back unfinished jobs");
+      this.hardStop.abort();
+      await Promise.allSettled([...this.running]);
+    }
+    await this.heartbeat.stop();
+    await this.durable.drain();
+    await this.acker.drain();
+    await this.publisher?.drain();
+    this.state = "stopped";
+    this.o.log.info({ counts: this.counts }, "worker stopped");
+  }
+}
