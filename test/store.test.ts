@@ -1,0 +1,231 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type pg from "pg";
+import { buildJob, type Job } from "../shared/contract.ts";
+import { StoreError } from "../shared/errors.ts";
+import { JobStore, type CompleteItem } from "../shared/store/jobs.ts";
+import { migrate } from "../shared/store/migrate.ts";
+import { createPool } from "../shared/store/pool.ts";
+
+const URL = "postgres://postgres@127.0.0.1:5432/test";
+const pools: pg.Pool[] = [];
+const schemas: string[] = [];
+
+/** A fresh, migrated schema per test, plus `n` independent pools on it (separate "workers"). */
+async function setup(n = 1): Promise<{ stores: JobStore[]; pools: pg.Pool[]; schema: string }> {
+  const schema = `t_store_${randomBytes(5).toString("hex")}`;
+  schemas.push(schema);
+  const mine: pg.Pool[] = [];
+  for (let i = 0; i < n; i++) mine.push(await createPool({ url: URL, poolSize: 4, schema }));
+  pools.push(...mine);
+  await migrate(mine[0] as pg.Pool);
+  return { stores: mine.map((p) => new JobStore(p)), pools: mine, schema };
+}
+
+function job(id = `job-${randomBytes(6).toString("hex")}`): Job {
+  return buildJob({ id, tenant: "acme", prompt: "hello" });
+}
+
+function result(id: string, workerId: string, output = `out-${workerId}`): CompleteItem {
+  return { id, workerId, output, finishReason: "stop", promptTokens: 3, completionTokens: 5, provider: "vllm", model: "m" };
+}
+
+const claimItem = (j: Job, workerId: string, leaseMs = 60_000) => ({ job: j, workerId, leaseMs, messageId: `msg-${workerId}` });
+
+after(async () => {
+  const admin = await createPool({ url: URL, poolSize: 1 });
+  for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+  await admin.end();
+  await Promise.all(pools.map((p) => p.end()));
+});
+
+describe("migrate", () => {
+  test("concurrent migrations apply each file once", async () => {
+    const { pools: [a, b, c] } = await setup(3);
+    await Promise.all([migrate(a as pg.Pool), migrate(b as pg.Pool), migrate(c as pg.Pool)]);
+    const rows = (await (a as pg.Pool).query("SELECT version, name FROM schema_migrations ORDER BY version")).rows;
+    assert.deepEqual(rows, [{ version: 1, name: "0001_jobs.sql" }]);
+    await assert.rejects((a as pg.Pool).query("INSERT INTO jobs (id, status) VALUES ('x', 'bogus')"), /check constraint/);
+  });
+});
+
+describe("JobStore", () => {
+  test("two workers claiming the same id at once: exactly one claims, the other sees the lease", async () => {
+    const { stores: [a, b] } = await setup(2);
+    const j = job();
+    const [ra, rb] = await Promise.all([a!.claim([claimItem(j, "wa")]), b!.claim([claimItem(j, "wb")])]);
+    const outcomes = [ra[0], rb[0]];
+    const claimed = outcomes.filter((o) => o?.kind === "claimed");
+    const leased = outcomes.filter((o) => o?.kind === "leased");
+    assert.equal(claimed.length, 1);
+    assert.equal(leased.length, 1);
+    const winner = ra[0]?.kind === "claimed" ? "wa" : "wb";
+    assert.deepEqual(claimed[0], { kind: "claimed", attempts: 1 });
+    const l = leased[0] as { owner: string; expiresAt: Date };
+    assert.equal(l.owner, winner);
+    assert.ok(l.expiresAt.getTime() > Date.now() + 50_000);
+    const rec = await a!.get(j.id);
+    assert.equal(rec?.status, "running");
+    assert.equal(rec?.attempts, 1);
+    assert.equal(rec?.tenant, "acme");
+  });
+
+  test("an expired lease is taken over; the old holder then loses its writes", async () => {
+    const { stores: [a, b], pools: [pa] } = await setup(2);
+    const j = job();
+    assert.equal((await a!.claim([claimItem(j, "wa")]))[0]?.kind, "claimed");
+    // Time passing without sleeping: move the lease into the past.
+    await pa!.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [j.id]);
+    assert.deepEqual(await b!.claim([claimItem(j, "wb")]), [{ kind: "claimed", attempts: 2 }]);
+    assert.deepEqual(await a!.complete([result(j.id, "wa")]), ["lost_lease"]);
+    await a!.release([{ id: j.id, workerId: "wa", code: "X", message: "stale" }]);
+    assert.deepEqual(await a!.finish([{ id: j.id, workerId: "wa", status: "failed", code: "X", message: "stale" }]), ["lost_lease"]);
+    assert.deepEqual(await b!.complete([result(j.id, "wb")]), ["written"]);
+    const rec = await b!.get(j.id);
+    assert.equal(rec?.output, "out-wb");
+    assert.equal(rec?.resultWrites, 1);
+    assert.equal(rec?.attempts, 2);
+  });
+
+  test("two concurrent completes of the same id: first result kept, one write, the other already_finished", async () => {
+    const { stores: [a, b], pools: [pa] } = await setup(2);
+    const j = job();
+    await a!.claim([claimItem(j, "wa")]);
+    // Clear the lease so both are entitled to write (e.g. a stale holder and a late redelivery): only the race decides.
+    await pa!.query("UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1", [j.id]);
+    const [ra, rb] = await Promise.all([a!.complete([result(j.id, "wa")]), b!.complete([result(j.id, "wb")])]);
+    assert.deepEqual([ra[0], rb[0]].sort(), ["already_finished", "written"]);
+    const winner = ra[0] === "written" ? "wa" : "wb";
+    const rows = (await pa!.query("SELECT output, result_writes, status, lease_owner FROM jobs WHERE id = $1", [j.id])).rows;
+    assert.deepEqual(rows, [{ output: `out-${winner}`, result_writes: 1, status: "succeeded", lease_owner: null }]);
+  });
+
+  test("finish never overwrites a terminal row", async () => {
+    const { stores: [s] } = await setup();
+    const j = job();
+    await s!.claim([claimItem(j, "w")]);
+    assert.deepEqual(await s!.complete([result(j.id, "w", "the answer")]), ["written"]);
+    assert.deepEqual(await s!.finish([{ id: j.id, status: "failed", code: "PROVIDER_BAD_REQUEST", message: "late", workerId: "w", job: j }]), ["already_finished"]);
+    assert.deepEqual(await s!.complete([result(j.id, "w", "second answer")]), ["already_finished"]);
+    assert.deepEqual(await s!.claim([claimItem(j, "w2")]), [{ kind: "finished", status: "succeeded" }]);
+    const rec = await s!.get(j.id);
+    assert.equal(rec?.status, "succeeded");
+    assert.equal(rec?.output, "the answer");
+    assert.equal(rec?.error, undefined);
+    assert.equal(rec?.resultWrites, 1);
+    assert.deepEqual(rec?.usage, { promptTokens: 3, completionTokens: 5 });
+    assert.ok(rec?.finishedAt instanceof Date);
+  });
+
+  test("poison recorded by id alone, and an expired job recorded before any claim", async () => {
+    const { stores: [s] } = await setup();
+    const expired = job();
+    const out = await s!.finish([
+      { id: "poison-1", status: "dead", code: "JOB_INVALID", message: "invalid job: prompt: required" },
+      { id: expired.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed", job: expired },
+    ]);
+    assert.deepEqual(out, ["written", "written"]);
+    const poison = await s!.get("poison-1");
+    assert.equal(poison?.status, "dead");
+    assert.equal(poison?.tenant, undefined);
+    assert.deepEqual(poison?.error, { code: "JOB_INVALID", message: "invalid job: prompt: required" });
+    assert.equal(poison?.resultWrites, 1);
+    assert.equal(poison?.attempts, 0);
+    const exp = await s!.get(expired.id);
+    assert.equal(exp?.tenant, "acme");
+    assert.equal(exp?.createdAt.toISOString(), new Date(expired.created_at).toISOString());
+    // Redelivered poison: nothing changes.
+    assert.deepEqual(await s!.finish([{ id: "poison-1", status: "failed", code: "OTHER", message: "again" }]), ["already_finished"]);
+    assert.equal((await s!.get("poison-1"))?.resultWrites, 1);
+    assert.equal((await s!.get("poison-1"))?.error?.code, "JOB_INVALID");
+  });
+
+  test("release keeps the error and requeues; a re-claim increments attempts; only the holder can release", async () => {
+    const { stores: [s] } = await setup();
+    const j = job();
+    await s!.claim([claimItem(j, "w1")]);
+    await s!.release([{ id: j.id, workerId: "intruder", code: "X", message: "not mine" }]);
+    assert.equal((await s!.get(j.id))?.status, "running");
+    await s!.release([{ id: j.id, workerId: "w1", code: "PROVIDER_OVERLOADED", message: "503 from vllm" }]);
+    const queued = await s!.get(j.id);
+    assert.equal(queued?.status, "queued");
+    assert.deepEqual(queued?.error, { code: "PROVIDER_OVERLOADED", message: "503 from vllm" });
+    assert.deepEqual(await s!.claim([claimItem(j, "w2")]), [{ kind: "claimed", attempts: 2 }]);
+    assert.deepEqual(await s!.complete([result(j.id, "w2")]), ["written"]);
+    const done = await s!.get(j.id);
+    assert.equal(done?.error, undefined, "a success clears the last retryable error");
+    assert.equal(done?.attempts, 2);
+  });
+
+  test("provider calls are counted and leases extended only for the holder", async () => {
+    const { stores: [s], pools: [p] } = await setup();
+    const j = job();
+    await s!.claim([claimItem(j, "w", 1_000)]);
+    await s!.recordProviderCall([j.id, j.id]);
+    assert.equal((await s!.get(j.id))?.providerCalls, 2);
+    const before = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
+    await s!.extendLeases([j.id], "someone-else", 600_000);
+    const unchanged = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
+    assert.equal(unchanged.getTime(), before.getTime());
+    await s!.extendLeases([j.id, "missing"], "w", 600_000);
+    const extended = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
+    assert.ok(extended.getTime() > before.getTime() + 500_000);
+  });
+
+  test("the same id twice in one batch: one claim, one write", async () => {
+    const { stores: [s] } = await setup();
+    const j = job();
+    const claims = await s!.claim([claimItem(j, "w"), claimItem(j, "w")]);
+    assert.equal(claims[0]?.kind, "claimed");
+    assert.equal(claims[1]?.kind, "leased");
+    assert.deepEqual(await s!.complete([result(j.id, "w", "a"), result(j.id, "w", "b")]), ["written", "already_finished"]);
+    const rec = await s!.get(j.id);
+    assert.equal(rec?.output, "a");
+    assert.equal(rec?.resultWrites, 1);
+    assert.equal(rec?.attempts, 1);
+  });
+
+  test("a batch of 500 claims and completes in one call each", async () => {
+    const { stores: [s] } = await setup();
+    const jobs = Array.from({ length: 500 }, (_, i) => job(`bulk-${i}`));
+    const claims = await s!.claim(jobs.map((j) => claimItem(j, "w")));
+    assert.equal(claims.length, 500);
+    assert.ok(claims.every((c) => c.kind === "claimed" && c.attempts === 1));
+    const writes = await s!.complete(jobs.map((j) => result(j.id, "w", `answer ${j.id} "quoted" \\ {braces},`)));
+    assert.ok(writes.every((w) => w === "written"));
+    const counts = await s!.countByStatus();
+    assert.equal(counts.succeeded, 500);
+    assert.equal(counts.running, 0);
+    const some = await s!.getMany(["bulk-0", "bulk-499", "absent"]);
+    assert.deepEqual(some.map((r) => r.output).sort(), ['answer bulk-0 "quoted" \\ {braces},', 'answer bulk-499 "quoted" \\ {braces},']);
+  });
+
+  test("an unreachable database is STORE_UNAVAILABLE, retryable, and the message hides the URL", async () => {
+    const pool = await createPool({ url: "postgres://postgres:s3cretpw@127.0.0.1:1/test", poolSize: 1, connectTimeoutMs: 1_000 });
+    pools.push(pool);
+    const s = new JobStore(pool);
+    const err = await s.claim([claimItem(job(), "w")]).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof StoreError);
+    assert.equal(err.code, "STORE_UNAVAILABLE");
+    assert.equal(err.retryable, true);
+    assert.doesNotMatch(err.message, /s3cretpw|postgres:\/\//);
+    const schemaErr = await createPool({ url: "postgres://postgres:s3cretpw@127.0.0.1:1/test", poolSize: 1, schema: "x", connectTimeoutMs: 1_000 }).then(() => undefined, (e: unknown) => e);
+    assert.ok(schemaErr instanceof StoreError && schemaErr.code === "STORE_UNAVAILABLE");
+  });
+
+  test("throughput of claim+complete batches (printed, not asserted)", async () => {
+    const { stores: [s] } = await setup();
+    for (const size of [10, 100]) {
+      const rounds = size === 10 ? 100 : 20;
+      const t0 = performance.now();
+      for (let r = 0; r < rounds; r++) {
+        const jobs = Array.from({ length: size }, () => job());
+        await s!.claim(jobs.map((j) => claimItem(j, "w")));
+        await s!.complete(jobs.map((j) => result(j.id, "w")));
+      }
+      const perSec = Math.round((rounds * size) / ((performance.now() - t0) / 1000));
+      console.log(`# batch ${size}: ${perSec} claim+complete/s (${rounds} rounds, one connection at a time)`);
+    }
+  });
+});
