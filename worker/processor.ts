@@ -50,8 +50,7 @@ export class Processor {
     held.jobId = job.id;
     const deadlineAt = this.deadlineOf(job);
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      await this.o.store.finish({ id: job.id, status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started`, job, workerId: this.o.workerId });
-      await this.o.acker.ack(message);
+      await this.finishAndAck(message, { id: job.id, status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started`, job, workerId: this.o.workerId });
       return "expired";
     }
     held.deadlineAt = deadlineAt;
@@ -100,6 +99,11 @@ export class Processor {
         provider: completion.provider,
         model: completion.model,
       });
+      if (outcome === "lost_lease") {
+        // Our lease ran out (e.g. during a store outage) and another worker holds the job now: its outcome
+        // decides. Keep the message; if that worker dies too, the message comes back to find the job claimable.
+        return "leased";
+      }
       if (outcome === "written") this.o.publish?.(succeededRecord(job, completion, attempts, startedAt));
       await this.o.acker.ack(message);
       return "succeeded";
@@ -118,15 +122,13 @@ export class Processor {
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      await this.o.store.finish({ id: job.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran", workerId: this.o.workerId, job });
-      await this.o.acker.ack(message);
+      await this.finishAndAck(message, { id: job.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran", workerId: this.o.workerId, job });
       return "expired";
     }
     const code = errorCode(err);
     const text = describe(err);
     if (!isRetryable(err)) {
-      await this.o.store.finish({ id: job.id, status: "failed", code, message: text, workerId: this.o.workerId, job });
-      await this.o.acker.ack(message);
+      await this.finishAndAck(message, { id: job.id, status: "failed", code, message: text, workerId: this.o.workerId, job });
       return "failed";
     }
     if (message.receiveCount >= this.o.maxReceiveCount) {
@@ -157,6 +159,12 @@ export class Processor {
     if (job.deadline !== undefined) return Date.parse(job.deadline);
     if (this.o.jobDefaultTtlSeconds > 0) return Date.parse(job.created_at) + this.o.jobDefaultTtlSeconds * 1000;
     return undefined;
+  }
+
+  /** Record a terminal failure, then delete the message — unless another worker's lease decides the job now. */
+  private async finishAndAck(message: ReceivedMessage, item: Parameters<DurableStore["finish"]>[0]): Promise<void> {
+    const outcome = await this.o.store.finish(item);
+    if (outcome !== "lost_lease") await this.o.acker.ack(message);
   }
 
   /** Make the message visible again at once, for another worker. */

@@ -1,0 +1,42 @@
+/**
+ * Runs `worker/main.ts` as a real child process (the same entry point production uses), with its logs in a file.
+ * `ready` resolves when the worker logs that it started; `exited` with its exit code or signal.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
+
+export interface WorkerProcess {
+  name: string;
+  child: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+export function spawnWorker(name: string, env: Record<string, string>, logDir: string): WorkerProcess {
+  mkdirSync(logDir, { recursive: true });
+  const log = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
+  const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "worker/main.ts")], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    child.once("exit", (code, signal) => res({ code, signal })),
+  );
+  const ready = new Promise<void>((res, rej) => {
+    const lines = createInterface({ input: child.stderr! });
+    lines.on("line", (line) => {
+      log.write(`${line}\n`);
+      if (line.includes('"msg":"worker started"')) res();
+    });
+    lines.once("close", () => log.end());
+    void exited.then(({ code, signal }) => rej(new Error(`worker ${name} exited before it was ready (code ${code}, signal ${signal}); see ${logDir}/${name}.log`)));
+  });
+  ready.catch(() => undefined);
+  return { name, child, ready, exited, kill: (signal) => void child.kill(signal) };
+}
