@@ -358,7 +358,7 @@ export class SqsQueue {
         const failedIds = new Set(failed.map((f) => f.id));
         const sent = chosen.filter((m) => !failedIds.has(m.messageId));
         held.push(...chosen.filter((m) => failedIds.has(m.messageId)));
-        // A failed delete leaves a copy in the DLQ: a duplicate, never a loss (the store dedupes by job id).
+        // A failed delete leaves a copy in the DLQ: a duplicate, never a loss.
         await this.deleteBatch(dlqUrl, sent.map((m) => ({ id: m.messageId, receiptHandle: m.receiptHandle })));
         moved += sent.length;
       }
