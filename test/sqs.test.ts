@@ -90,6 +90,15 @@ describe("sendBatch", () => {
     assert.equal((await drain(queueUrl, 1)).length, 1);
   });
 
+  test("an aborted signal fails the entries as QUEUE_ABORTED (not sent, not a sender fault)", async () => {
+    const { queueUrl } = await freshQueue("sendabort");
+    const ac = new AbortController();
+    ac.abort();
+    const { failed } = await queue.sendBatch(queueUrl, [{ id: "a", body: "a" }, { id: "b", body: "b" }], ac.signal);
+    assert.deepEqual(failed.map((f) => [f.id, f.code, f.senderFault]), [["a", "QUEUE_ABORTED", false], ["b", "QUEUE_ABORTED", false]]);
+    assert.equal((await queue.depth(queueUrl)).visible, 0);
+  });
+
   test("message attributes travel and come back as strings", async () => {
     const { queueUrl } = await freshQueue("attrs");
     await queue.sendBatch(queueUrl, [{ id: "a", body: "b", attributes: { failure_code: "JOB_INVALID" } }]);
