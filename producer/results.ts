@@ -40,16 +40,27 @@ export class ResultReader {
         }
         o.onProgress?.(done.size, ids.length);
         if (pending.size === 0) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          void delay(o.pollMs ?? 500, o.signal).then(resolve);
-        });
+        await this.sleep(o.pollMs ?? 500, o.signal, (finish) => (wake = finish));
         await delay(25, o.signal); // coalesce a burst of notifications into one lookup
       }
     } finally {
       await unsubscribe?.();
     }
     return done;
+  }
+
+  /** Sleeps `ms`, cut short by a notification (`onWake` receives the waker) or by `signal`. */
+  private sleep(ms: number, signal: AbortSignal | undefined, onWake: (finish: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, ms);
+      signal?.addEventListener("abort", finish, { once: true });
+      onWake(finish);
+    });
   }
 
   private async lookup(ids: string[]): Promise<JobRecord[]> {

@@ -63,6 +63,7 @@ async function build(config: Config, log: Logger, closers: (() => unknown)[]): P
     store: new JobStore(pool),
     cache,
     provider,
+    probeProvider: (signal) => provider.health(signal),
     readGauges: config.worker.adaptiveConcurrency ? (signal) => provider.metrics(signal) : undefined,
     concurrency,
     receiveBatchSize: config.worker.receiveBatchSize,

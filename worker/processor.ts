@@ -31,11 +31,16 @@ export interface ProcessorOptions {
   log: Logger;
   /** Counts provider calls in flight (adaptive concurrency reads it). */
   onProviderCall: (delta: 1 | -1) => void;
+  /** Told of each provider call's result (the circuit breaker). */
+  onProviderResult: (ok: boolean) => void;
 }
 
 export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released";
 
 export class Processor {
+  /** Job ids this worker is running now. */
+  private readonly active = new Set<string>();
+
   constructor(private readonly o: ProcessorOptions) {}
 
   /** Never throws: every failure ends in a recorded outcome or a message left for redelivery. */
@@ -59,6 +64,12 @@ export class Processor {
       await this.handBack(message);
       return "released";
     }
+    if (this.active.has(job.id)) {
+      // A redelivery (or duplicate send) of a job this worker is running right now: its lease is ours, so
+      // the store would let us claim it again. Check back when the running one should be done.
+      await this.setVisibility(message, this.o.visibilityTimeoutSeconds);
+      return "leased";
+    }
     const claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId });
     if (claim.kind === "finished") {
       await this.o.acker.ack(message);
@@ -70,7 +81,12 @@ export class Processor {
       await this.setVisibility(message, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
       return "leased";
     }
-    return this.run(job, held, deadlineAt, stop, claim.attempts);
+    this.active.add(job.id);
+    try {
+      return await this.run(job, held, deadlineAt, stop, claim.attempts);
+    } finally {
+      this.active.delete(job.id);
+    }
   }
 
   private async run(job: Job, held: HeldMessage, deadlineAt: number | undefined, stop: AbortSignal, attempts: number): Promise<Outcome> {
@@ -84,7 +100,13 @@ export class Processor {
         signal.throwIfAborted();
         this.o.onProviderCall(1);
         try {
-          return await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params }, signal);
+          const completion = await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params }, signal);
+          this.o.onProviderResult(true);
+          return completion;
+        } catch (err) {
+          // Only backend trouble counts against the circuit: not our own aborts, not a job's bad request.
+          if (!signal.aborted && isRetryable(err)) this.o.onProviderResult(false);
+          throw err;
         } finally {
           this.o.onProviderCall(-1);
         }

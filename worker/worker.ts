@@ -17,6 +17,7 @@ import type { JobRecord } from "../shared/store/job-record.ts";
 import { Acker } from "./acker.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { runBackpressure, type BackendGauges } from "./backpressure.ts";
+import { CircuitBreaker } from "./breaker.ts";
 import { Capacity } from "./capacity.ts";
 import { DurableStore } from "./durable-store.ts";
 import { Heartbeat, type HeldMessage } from "./heartbeat.ts";
@@ -31,6 +32,10 @@ export interface WorkerOptions {
   store: JobStore;
   cache?: ResultsCache;
   provider: Provider;
+  /** Backend health for the circuit breaker's probe (vLLM /health). */
+  probeProvider: (signal: AbortSignal) => Promise<boolean>;
+  /** Consecutive retryable provider failures that open the circuit. */
+  breakerThreshold?: number;
   /** Backend gauges for adaptive concurrency; omit to keep the static limit. */
   readGauges?: (signal: AbortSignal) => Promise<BackendGauges | undefined>;
   concurrency: number;
@@ -60,6 +65,7 @@ export class Worker {
   private readonly acker: Acker;
   private readonly durable: DurableStore;
   private readonly processor: Processor;
+  private readonly breaker: CircuitBreaker;
   private readonly running = new Set<Promise<void>>();
   private readonly publisher: MicroBatcher<JobRecord, void> | undefined;
   private providerInFlight = 0;
@@ -84,6 +90,7 @@ export class Worker {
       await cache.putMany(records);
       return records.map(() => undefined);
     } });
+    this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe: o.probeProvider, log: o.log });
     this.processor = new Processor({
       workerId: this.workerId,
       queue: o.queue,
@@ -98,6 +105,7 @@ export class Worker {
       jobDefaultTtlSeconds: o.jobDefaultTtlSeconds,
       log: o.log,
       onProviderCall: (d) => (this.providerInFlight += d),
+      onProviderResult: (ok) => (ok ? this.breaker.success() : this.breaker.failure()),
     });
   }
 
@@ -122,8 +130,12 @@ export class Worker {
       parallelism: this.o.receiveParallelism,
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
-      paused: () => !this.durable.isHealthy,
-      waitUnpaused: (signal) => this.durable.waitHealthy(signal),
+      // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
+      paused: () => !this.durable.isHealthy || this.breaker.isOpen,
+      waitUnpaused: async (signal) => {
+        await this.durable.waitHealthy(signal);
+        await this.breaker.waitClosed(signal);
+      },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       log: this.o.log,
     });
@@ -192,6 +204,7 @@ export class Worker {
       await Promise.allSettled([...this.running]);
     }
     await this.heartbeat.stop();
+    await this.breaker.close();
     await this.durable.drain();
     await this.acker.drain();
     await this.publisher?.drain();

@@ -1,0 +1,74 @@
+/**
+ * A circuit breaker around the provider. After `threshold` consecutive retryable provider failures (server gone,
+ * overloaded, timing out) it opens: the poller stops taking messages, so jobs wait in SQS instead of burning their
+ * deliveries towards the DLQ during an outage. While open it probes the backend (`/health`) with backoff and
+ * closes on the first healthy answer.
+ */
+import { backoffMs, delay } from "../shared/backoff.ts";
+import type { Logger } from "../shared/logger.ts";
+
+export interface BreakerOptions {
+  threshold: number;
+  probe: (signal: AbortSignal) => Promise<boolean>;
+  log: Logger;
+  maxProbeIntervalMs?: number;
+}
+
+export class CircuitBreaker {
+  private failures = 0;
+  private open = false;
+  private waiters = new Set<() => void>();
+  private probing: Promise<void> | undefined;
+  private readonly stop = new AbortController();
+
+  constructor(private readonly o: BreakerOptions) {}
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  success(): void {
+    this.failures = 0;
+  }
+
+  failure(): void {
+    this.failures += 1;
+    if (!this.open && this.failures >= this.o.threshold) {
+      this.open = true;
+      this.o.log.warn({ failures: this.failures }, "provider circuit open: pausing intake and probing health");
+      this.probing = this.probeUntilHealthy();
+    }
+  }
+
+  /** Resolves when the circuit is closed, or `signal` aborts. */
+  waitClosed(signal: AbortSignal): Promise<void> {
+    if (!this.open || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.waiters.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      this.waiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.probing;
+  }
+
+  private async probeUntilHealthy(): Promise<void> {
+    for (let attempt = 0; !this.stop.signal.aborted; attempt += 1) {
+      await delay(backoffMs(attempt, 250, this.o.maxProbeIntervalMs ?? 5_000), this.stop.signal);
+      const healthy = await this.o.probe(this.stop.signal).catch(() => false);
+      if (healthy) break;
+    }
+    this.open = false;
+    this.failures = 0;
+    this.probing = undefined;
+    if (!this.stop.signal.aborted) this.o.log.info("provider healthy again: circuit closed");
+    for (const w of [...this.waiters]) w();
+  }
+}
