@@ -1,0 +1,389 @@
+/**
+ * The simulated engine: vLLM's continuous-batching scheduler driven by ONE step clock.
+ *
+ * Each step (like vLLM V1's scheduler, FCFS):
+ *   1. every running sequence gets its share of the `maxNumBatchedTokens` budget, in admission order: one decode
+ *      token, or the next chunk of its prompt (chunked prefill). KV slots are allocated as tokens are scheduled; when
+ *      the cache is full the NEWEST running sequence is preempted back to the front of the waiting queue (its KV is
+ *      freed and recomputed later: prompt + tokens generated so far), counting a preemption;
+ *   2. if nothing was preempted, waiting sequences are admitted FCFS while there is budget, a free seat
+ *      (`maxNumSeqs`) and KV room for their first chunk;
+ *   3. the step lasts fixed + perSeq × scheduled + perContextToken × KV tokens + perPrefillToken × prompt tokens,
+ *      simulated with a single timer; at its end prefill progress and one token per decoding sequence are applied.
+ * Idle = no timer. Simulated time runs at 1/timeScale of wall time; the schedule is absolute, so late timers are
+ * caught up (the next step starts at once) instead of drifting.
+ * Per step the work is O(running); nothing is allocated per token.
+ */
+import { Fifo } from "./fifo.ts";
+import type { FinishReason } from "./generator.ts";
+
+export interface EngineConfig {
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  kvCapacityTokens: number;
+  stepFixedMs: number;
+  stepPerSeqMs: number;
+  stepPerContextTokenMs: number;
+  stepPerPrefillTokenMs: number;
+  /** Complete every request at submit, no clock. */
+  instant: boolean;
+  /** Wall ms per simulated ms. */
+  timeScale: number;
+}
+
+export type SequenceOutcome = FinishReason | "abort" | "error";
+
+export interface SequenceResult {
+  outcome: SequenceOutcome;
+  promptTokens: number;
+  outputTokens: number;
+  /** Simulated milliseconds from arrival. -1 when it never happened. */
+  queueMs: number;
+  ttftMs: number;
+  e2eMs: number;
+}
+
+/** What the metrics need from the engine; called synchronously, keep it cheap. */
+export interface EngineObserver {
+  /** After every step: tokens produced, prompts whose prefill completed, and `itlCount` tokens whose ITL = durationMs. */
+  onStep(durationMs: number, generationTokens: number, promptTokens: number, itlCount: number): void;
+  /** A token whose inter-token latency differs from its step's duration (resumed after a skip or preemption). */
+  onInterTokenLatency(ms: number): void;
+  onPreemption(): void;
+  onFinish(result: SequenceResult): void;
+}
+
+export interface SequenceSpec {
+  promptTokens: number;
+  /** Tokens to generate before finishing with `finishReason` (decided by the generator). */
+  outputTokens: number;
+  finishReason: FinishReason;
+}
+
+export interface EngineStats {
+  requestsSubmitted: number;
+  /** Finished with stop or length. */
+  requestsServed: number;
+  requestsAborted: number;
+  requestsFailed: number;
+  promptTokens: number;
+  generationTokens: number;
+  running: number;
+  waiting: number;
+  peakRunning: number;
+  peakWaiting: number;
+  preemptions: number;
+  steps: number;
+  kvUsedTokens: number;
+  kvUsage: number;
+}
+
+type State = "waiting" | "running" | "done";
+
+/** One engine request. Returned by submit() so the caller can abort it. */
+export class Sequence {
+  state: State = "waiting";
+  aborted = false;
+  /** onDone has been called. */
+  reported = false;
+  /** Tokens that must be (re)computed before the next token: the prompt, or prompt + output after a preemption. */
+  prefillTarget: number;
+  prefilled = 0;
+  generated = 0;
+  kvTokens = 0;
+  stepTokens = 0;
+  firstScheduledMs = -1;
+  firstTokenMs = -1;
+  lastTokenMs = -1;
+
+  constructor(
+    readonly spec: SequenceSpec,
+    readonly arrivalMs: number,
+    readonly onDone: (result: SequenceResult) => void,
+  ) {
+    this.prefillTarget = spec.promptTokens;
+  }
+}
+
+type Timer = { kind: "timeout"; handle: NodeJS.Timeout } | { kind: "immediate"; handle: NodeJS.Immediate };
+
+export class Engine {
+  private readonly waiting = new Fifo<Sequence>();
+  private abortedWaiting = 0;
+  private running: Sequence[] = [];
+  private readonly batch: Sequence[] = [];
+  private readonly finished: Sequence[] = [];
+  private kvUsed = 0;
+  private simNowMs = 0;
+  private stepStartMs = 0;
+  private stepEndMs = 0;
+  private timer: Timer | undefined;
+  private closed = false;
+  private readonly epoch = performance.now();
+  private readonly counters = {
+    requestsSubmitted: 0,
+    requestsServed: 0,
+    requestsAborted: 0,
+    requestsFailed: 0,
+    promptTokens: 0,
+    generationTokens: 0,
+    peakRunning: 0,
+    peakWaiting: 0,
+    preemptions: 0,
+    steps: 0,
+  };
+
+  constructor(
+    private readonly config: EngineConfig,
+    private readonly observer?: EngineObserver,
+  ) {}
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  get numWaiting(): number {
+    return this.waiting.size - this.abortedWaiting;
+  }
+
+  /** KV cache in use, 0-1. */
+  get kvUsage(): number {
+    return this.kvUsed / this.config.kvCapacityTokens;
+  }
+
+  stats(): EngineStats {
+    return { ...this.counters, running: this.numRunning, waiting: this.numWaiting, kvUsedTokens: this.kvUsed, kvUsage: this.kvUsage };
+  }
+
+  /** Queue a request. `onDone` is called exactly once (possibly synchronously in instant mode). */
+  submit(spec: SequenceSpec, onDone: (result: SequenceResult) => void): Sequence {
+    const seq = new Sequence(spec, this.wallToSim(), onDone);
+    this.counters.requestsSubmitted++;
+    if (this.closed) {
+      this.finish(seq, "error");
+      return seq;
+    }
+    if (this.config.instant) {
+      seq.generated = spec.outputTokens;
+      seq.firstScheduledMs = seq.firstTokenMs = seq.arrivalMs;
+      this.counters.promptTokens += spec.promptTokens;
+      this.counters.generationTokens += spec.outputTokens;
+      this.observer?.onStep(0, spec.outputTokens, spec.promptTokens, 0);
+      this.finish(seq, spec.finishReason, seq.arrivalMs);
+      return seq;
+    }
+    this.waiting.push(seq);
+    if (this.numWaiting > this.counters.peakWaiting) this.counters.peakWaiting = this.numWaiting;
+    this.wake();
+    return seq;
+  }
+
+  /** The client went away: stop working on it (vLLM aborts on disconnect). No-op once done. */
+  abort(seq: Sequence): void {
+    if (seq.reported || seq.aborted) return;
+    seq.aborted = true;
+    if (seq.state === "waiting") {
+      // Left in the FIFO and skipped when reached: O(1) now.
+      this.abortedWaiting++;
+      this.finish(seq, "abort");
+    }
+    // Running: freed at the end of the current step (its KV stays allocated until then, as on a GPU).
+  }
+
+  /** Fail every request in flight (engine death). The engine stays usable. */
+  failAll(): void {
+    for (const seq of this.waiting.drain()) this.finish(seq, seq.aborted ? "abort" : "error");
+    this.abortedWaiting = 0;
+    for (const seq of this.running) {
+      this.kvUsed -= seq.kvTokens;
+      seq.kvTokens = 0;
+      this.finish(seq, seq.aborted ? "abort" : "error");
+    }
+    this.running = [];
+    this.batch.length = 0;
+    this.kvUsed = 0;
+    this.clearTimer();
+  }
+
+  /** Stop the clock for good and fail what is in flight. */
+  close(): void {
+    this.closed = true;
+    this.failAll();
+  }
+
+  private wallToSim(): number {
+    return (performance.now() - this.epoch) / this.config.timeScale;
+  }
+
+  /** Start the clock if idle. Deferred to setImmediate so a burst arriving together lands in one step. */
+  private wake(): void {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = { kind: "immediate", handle: setImmediate(() => this.startStep(true)) };
+  }
+
+  private startStep(fromIdle: boolean): void {
+    this.timer = undefined;
+    if (fromIdle) this.simNowMs = Math.max(this.simNowMs, this.wallToSim());
+    const durationMs = this.schedule();
+    if (durationMs < 0) return; // nothing to do: idle, no timer
+    this.stepStartMs = this.simNowMs;
+    this.stepEndMs = this.simNowMs + durationMs;
+    const delayMs = this.epoch + this.stepEndMs * this.config.timeScale - performance.now();
+    // Below a millisecond a timer would overshoot (Node clamps to 1 ms); setImmediate lets I/O in and catches up.
+    this.timer =
+      delayMs < 1
+        ? { kind: "immediate", handle: setImmediate(() => this.endStep()) }
+        : { kind: "timeout", handle: setTimeout(() => this.endStep(), delayMs) };
+  }
+
+  /** Decide this step's batch; returns its simulated duration in ms, or -1 when there is nothing to run. */
+  private schedule(): number {
+    const { maxNumSeqs, kvCapacityTokens } = this.config;
+    let budget = this.config.maxNumBatchedTokens;
+    let prefillTokens = 0;
+    let contextTokens = 0;
+    let preempted = false;
+    const running = this.running;
+    const batch = this.batch;
+    batch.length = 0;
+    let end = running.length;
+    for (let i = 0; i < end && budget > 0; i++) {
+      const seq = running[i]!;
+      const prefilling = seq.prefilled < seq.prefillTarget;
+      const want = prefilling ? Math.min(seq.prefillTarget - seq.prefilled, budget) : 1;
+      while (this.kvUsed + want > kvCapacityTokens && end > i) {
+        const victim = running[--end]!;
+        this.preempt(victim);
+        preempted = true;
+      }
+      if (end <= i) break; // this sequence was itself the newest and got preempted
+      seq.stepTokens = want;
+      seq.kvTokens += want;
+      this.kvUsed += want;
+      budget -= want;
+      if (prefilling) prefillTokens += want;
+      contextTokens += seq.kvTokens;
+      batch.push(seq);
+    }
+    running.length = end;
+    while (!preempted && budget > 0 && running.length < maxNumSeqs) {
+      const seq = this.waiting.peek();
+      if (seq === undefined) break;
+      if (seq.aborted) {
+        this.waiting.shift();
+        this.abortedWaiting--;
+        this.finish(seq, "abort");
+        continue;
+      }
+      const want = Math.min(seq.prefillTarget - seq.prefilled, budget);
+      if (this.kvUsed + want > kvCapacityTokens) break;
+      this.waiting.shift();
+      seq.state = "running";
+      if (seq.firstScheduledMs < 0) seq.firstScheduledMs = this.simNowMs;
+      running.push(seq);
+      seq.stepTokens = want;
+      seq.kvTokens += want;
+      this.kvUsed += want;
+      budget -= want;
+      prefillTokens += want;
+      contextTokens += seq.kvTokens;
+      batch.push(seq);
+    }
+    if (running.length > this.counters.peakRunning) this.counters.peakRunning = running.length;
+    if (batch.length === 0) return -1;
+    const c = this.config;
+    return c.stepFixedMs + c.stepPerSeqMs * batch.length + c.stepPerContextTokenMs * contextTokens + c.stepPerPrefillTokenMs * prefillTokens;
+  }
+
+  private preempt(seq: Sequence): void {
+    this.kvUsed -= seq.kvTokens;
+    seq.kvTokens = 0;
+    seq.prefilled = 0;
+    seq.prefillTarget = seq.spec.promptTokens + seq.generated;
+    seq.state = "waiting";
+    // Victims are taken newest first, so pushing each to the front keeps the queue in arrival order.
+    this.waiting.pushFront(seq);
+    if (seq.aborted) this.abortedWaiting++;
+    this.counters.preemptions++;
+    this.observer?.onPreemption();
+  }
+
+  private endStep(): void {
+    this.timer = undefined;
+    const now = this.stepEndMs;
+    this.simNowMs = now;
+    this.counters.steps++;
+    let generationTokens = 0;
+    let promptTokens = 0;
+    let itlCount = 0;
+    for (const seq of this.batch) {
+      if (seq.aborted) continue;
+      if (seq.prefilled < seq.prefillTarget) {
+        seq.prefilled += seq.stepTokens;
+        if (seq.prefilled < seq.prefillTarget) continue; // more chunks to go, no token yet
+        if (seq.generated === 0) {
+          seq.firstTokenMs = now;
+          promptTokens += seq.spec.promptTokens;
+        } else this.observer?.onInterTokenLatency(now - seq.lastTokenMs);
+      } else if (seq.lastTokenMs === this.stepStartMs) itlCount++;
+      else this.observer?.onInterTokenLatency(now - seq.lastTokenMs);
+      seq.generated++;
+      generationTokens++;
+      seq.lastTokenMs = now;
+      if (seq.generated >= seq.spec.outputTokens) this.finished.push(seq);
+    }
+    this.batch.length = 0;
+    this.counters.generationTokens += generationTokens;
+    this.counters.promptTokens += promptTokens;
+    this.observer?.onStep(now - this.stepStartMs, generationTokens, promptTokens, itlCount);
+    this.compactRunning();
+    const finished = this.finished.splice(0);
+    this.startStep(false);
+    for (const seq of finished) this.finish(seq, seq.spec.finishReason, now);
+  }
+
+  /** Drop finished and aborted sequences from the running list, freeing their KV. O(running). */
+  private compactRunning(): void {
+    const running = this.running;
+    let kept = 0;
+    for (let i = 0; i < running.length; i++) {
+      const seq = running[i]!;
+      const done = seq.aborted || seq.generated >= seq.spec.outputTokens;
+      if (!done) {
+        running[kept++] = seq;
+        continue;
+      }
+      this.kvUsed -= seq.kvTokens;
+      seq.kvTokens = 0;
+      seq.state = "done";
+      if (seq.aborted) this.finish(seq, "abort"); // finished ones are reported after the next step is scheduled
+    }
+    running.length = kept;
+  }
+
+  private finish(seq: Sequence, outcome: SequenceOutcome, nowMs = this.simNowMs): void {
+    if (seq.reported) return;
+    seq.reported = true;
+    seq.state = "done";
+    if (outcome === "abort") this.counters.requestsAborted++;
+    else if (outcome === "error") this.counters.requestsFailed++;
+    else this.counters.requestsServed++;
+    const since = (t: number) => (t < 0 ? -1 : Math.max(0, t - seq.arrivalMs));
+    const result: SequenceResult = {
+      outcome,
+      promptTokens: seq.spec.promptTokens,
+      outputTokens: seq.generated,
+      queueMs: since(seq.firstScheduledMs),
+      ttftMs: since(seq.firstTokenMs),
+      e2eMs: since(nowMs),
+    };
+    this.observer?.onFinish(result);
+    seq.onDone(result);
+  }
+
+  private clearTimer(): void {
+    if (this.timer?.kind === "timeout") clearTimeout(this.timer.handle);
+    else if (this.timer?.kind === "immediate") clearImmediate(this.timer.handle);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Deterministic output: the same seed + prompt (+ request seed, + choice index) always gives the same length,
+ * finish_reason and text. One output token = one word of a fixed pseudo-random corpus built from the seed at start,
+ * so producing a response is one string slice, not a per-token allocation.
+ */
+export type FinishReason = "stop" | "length";
+
+export interface OutputPlan {
+  outputTokens: number;
+  finishReason: FinishReason;
+  /** Word offset into the corpus where the text starts. */
+  textStart: number;
+}
+
+export interface OutputLimits {
+  /** The request's max_tokens, if it set one. */
+  maxTokens: number | undefined;
+  /** max_model_len - prompt tokens: vLLM's default max_tokens. */
+  contextRoom: number;
+  minTokens: number;
+  /** vLLM's ignore_eos: always generate max_tokens. */
+  ignoreEos: boolean;
+}
+
+const VOCABULARY = (
+  "the of and to in is that for it as with was on be by this are at from or an have not which but they you one all " +
+  "model token batch queue worker request latency throughput memory cache scale fleet signal value result system " +
+  "data time first last each other more most some such only also very well just then than into over after before " +
+  "under between through during without within across simple clear quick steady large small early late high low " +
+  "make take give find keep hold show move turn start stop run send read write wait serve count measure answer"
+).split(" ");
+
+const CORPUS_WORDS = 4096;
+
+export class OutputGenerator {
+  private readonly corpus: string;
+  /** offsets[i] = index in `corpus` of word i's leading space; offsets[CORPUS_WORDS] = corpus.length. */
+  private readonly offsets = new Int32Array(CORPUS_WORDS + 1);
+
+  constructor(
+    private readonly seed: number,
+    private readonly earlyStopRate: number,
+    private readonly meanOutputTokens: number,
+  ) {
+    const random = mulberry32(seed ^ 0x5eed);
+    const parts: string[] = [];
+    let length = 0;
+    for (let i = 0; i < CORPUS_WORDS; i++) {
+      this.offsets[i] = length;
+      const word = " " + VOCABULARY[Math.floor(random() * VOCABULARY.length)];
+      parts.push(word);
+      length += word.length;
+    }
+    this.offsets[CORPUS_WORDS] = length;
+    this.corpus = parts.join("");
+  }
+
+  /** Decide length and finish reason for one choice. `key` is the prompt text (or a digest of token ids). */
+  plan(key: string, salt: number, limits: OutputLimits): OutputPlan {
+    const random = mulberry32(hashString(key, this.seed) ^ Math.imul(salt + 1, 0x9e3779b9));
+    const limit = Math.max(1, limits.maxTokens ?? limits.contextRoom);
+    const floor = Math.min(limit, Math.max(1, limits.minTokens));
+    const textStart = Math.floor(random() * CORPUS_WORDS);
+    const pick = random();
+    const draw = random();
+    if (limits.ignoreEos) return { outputTokens: limit, finishReason: "length", textStart };
+    if (limits.maxTokens !== undefined) {
+      if (pick < this.earlyStopRate && limit > floor) {
+        return { outputTokens: floor + Math.floor(draw * (limit - floor)), finishReason: "stop", textStart };
+      }
+      return { outputTokens: limit, finishReason: "length", textStart };
+    }
+    const natural = Math.max(floor, 1 + Math.floor(draw * 2 * this.meanOutputTokens));
+    return natural >= limit ? { outputTokens: limit, finishReason: "length", textStart } : { outputTokens: natural, finishReason: "stop", textStart };
+  }
+
+  /** The plan's text: `outputTokens` words, without the leading space. */
+  text(plan: OutputPlan): string {
+    let remaining = plan.outputTokens;
+    let start = plan.textStart;
+    let out = "";
+    while (remaining > 0) {
+      const take = Math.min(remaining, CORPUS_WORDS - start);
+      out += this.corpus.slice(this.offsets[start], this.offsets[start + take]);
+      remaining -= take;
+      start = 0;
+    }
+    return out.slice(1);
+  }
+}
+
+/** FNV-1a over UTF-16 code units, seeded. */
+export function hashString(text: string, seed: number): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Small fast seeded PRNG (mulberry32): uniform in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * The simulator's options: one typed object, defaults from a profile, parsed once from CLI flags and env at the edge
+ * (`parseSimulatorOptions`), checked across fields (`resolveSimulatorOptions`). Precedence: profile < env < flags.
+ */
+import { ConfigError } from "../../../shared/errors.ts";
+import { DEFAULT_PROFILE, PROFILES, isProfileName, type EngineProfile, type ProfileName } from "./profiles.ts";
+
+/** An injected failure: an HTTP status (400-599, vLLM error body) or "reset" (socket destroyed, no response). */
+export type FaultKind = number | "reset";
+
+export interface FaultOptions {
+  /** Fraction 0-1 of completion requests answered with an injected error instead of being served. Default 0. */
+  errorRate: number;
+  /** Kinds injected, picked uniformly. Default [500, 503, 429, "reset"]. */
+  errorKinds: FaultKind[];
+  /** Fraction 0-1 of served completion responses held back `stallMs` before being written. Default 0. */
+  stallRate: number;
+  /** How long a stalled response is held, in wall-clock ms (not scaled by timeScale). Default 30000. */
+  stallMs: number;
+  /** The engine died: /health answers 503, in-flight and new completions fail with 500. Default false. */
+  engineDead: boolean;
+}
+
+export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
+  /** Bind address. Default 127.0.0.1. */
+  host: string;
+  /** TCP port; 0 picks an ephemeral one. Default 8000. */
+  port: number;
+  /** Profile the engine defaults came from. Default llama-3.1-8b-h100. */
+  profile: ProfileName;
+  /** Waiting requests beyond which new ones get 503 (vLLM `--max-num-queued-reqs`); 0 = unbounded. Default 0. */
+  maxNumQueuedReqs: number;
+  /** Require `Authorization: Bearer <apiKey>` on /v1/* like vLLM's --api-key (401 otherwise). Default: none. */
+  apiKey?: string;
+  /** Seed of the deterministic text/length generator and of fault injection. Default 0. */
+  seed: number;
+  /** Wall-clock ms per simulated ms: 0.01 runs the engine 100× faster. Metrics report simulated time. Default 1. */
+  timeScale: number;
+  /** Fraction 0-1 of requests with max_tokens that stop early (finish_reason "stop"). Default 0.2. */
+  earlyStopRate: number;
+  /** Mean output length when a request sets no max_tokens (lengths uniform in 1..2×mean). Default 256. */
+  meanOutputTokens: number;
+  faults: FaultOptions;
+}
+
+export const DEFAULT_FAULTS: FaultOptions = {
+  errorRate: 0,
+  errorKinds: [500, 503, 429, "reset"],
+  stallRate: 0,
+  stallMs: 30_000,
+  engineDead: false,
+};
+
+/** Full options from a partial: profile defaults first (engine fields), then the caller's values. Throws ConfigError. */
+export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {}): SimulatorOptions {
+  const profileName = partial.profile ?? DEFAULT_PROFILE;
+  if (!isProfileName(profileName)) throw new ConfigError([`profile: unknown "${String(profileName)}" (known: ${Object.keys(PROFILES).join(", ")})`]);
+  const { instant: _instant, ...profile } = PROFILES[profileName];
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<SimulatorOptions>;
+  const options: SimulatorOptions = {
+    host: "127.0.0.1",
+    port: 8000,
+    maxNumQueuedReqs: 0,
+    seed: 0,
+    timeScale: 1,
+    earlyStopRate: 0.2,
+    meanOutputTokens: 256,
+    ...profile,
+    ...defined,
+    profile: profileName,
+    faults: { ...DEFAULT_FAULTS, ...partial.faults },
+  };
+  const issues = checkOptions(options);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return options;
+}
+
+export function isInstant(options: SimulatorOptions): boolean {
+  return PROFILES[options.profile].instant;
+}
+
+/** Cross-field and range rules; returns every problem found. */
+function checkOptions(o: SimulatorOptions): string[] {
+  const issues: string[] = [];
+  const need = (ok: boolean, message: string) => {
+    if (!ok) issues.push(message);
+  };
+  const intAtLeast = (name: keyof SimulatorOptions, min: number) => {
+    const v = o[name];
+    need(typeof v === "number" && Number.isInteger(v) && v >= min, `${name}: must be an integer >= ${min}`);
+  };
+  const nonNegative = (name: string, v: number) => need(Number.isFinite(v) && v >= 0, `${name}: must be a number >= 0`);
+  const fraction = (name: string, v: number) => need(Number.isFinite(v) && v >= 0 && v <= 1, `${name}: must be between 0 and 1`);
+  intAtLeast("port", 0);
+  need(o.port <= 65_535, "port: must be <= 65535");
+  need(o.host.length > 0 && o.model.length > 0, "host and model: must not be empty");
+  intAtLeast("maxNumSeqs", 1);
+  intAtLeast("maxNumBatchedTokens", 1);
+  intAtLeast("maxModelLen", 2);
+  intAtLeast("kvCapacityTokens", 1);
+  intAtLeast("maxNumQueuedReqs", 0);
+  intAtLeast("seed", 0);
+  intAtLeast("meanOutputTokens", 1);
+  nonNegative("stepFixedMs", o.stepFixedMs);
+  nonNegative("stepPerSeqMs", o.stepPerSeqMs);
+  nonNegative("stepPerContextTokenMs", o.stepPerContextTokenMs);
+  nonNegative("stepPerPrefillTokenMs", o.stepPerPrefillTokenMs);
+  need(Number.isFinite(o.timeScale) && o.timeScale > 0, "timeScale: must be a number > 0");
+  fraction("earlyStopRate", o.earlyStopRate);
+  // A request of max_model_len tokens must fit in the KV cache on its own, or it could never be scheduled.
+  need(o.maxModelLen <= o.kvCapacityTokens, `maxModelLen (${o.maxModelLen}) must be <= kvCapacityTokens (${o.kvCapacityTokens})`);
+  fraction("faults.errorRate", o.faults.errorRate);
+  fraction("faults.stallRate", o.faults.stallRate);
+  nonNegative("faults.stallMs", o.faults.stallMs);
+  need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
+  for (const kind of o.faults.errorKinds) {
+    need(kind === "reset" || (Number.isInteger(kind) && kind >= 400 && kind <= 599), `faults.errorKinds: "${kind}" is not 400-599 or "reset"`);
+  }
+  return issues;
+}
+
+// ---- CLI / env ---------------------------------------------------------------------------------------------------
+
+type Kind = "int" | "number" | "string" | "bool" | "kinds";
+interface OptionSpec {
+  flag: string;
+  key: string;
+  kind: Kind;
+  help: string;
+  /** Lives under options.faults. */
+  fault?: true;
+}
+
+const SPECS: OptionSpec[] = [
+  { flag: "host", key: "host", kind: "string", help: "bind address (default 127.0.0.1)" },
+  { flag: "port", key: "port", kind: "int", help: "port, 0 = ephemeral (default 8000)" },
+  { flag: "profile", key: "profile", kind: "string", help: `engine defaults: ${Object.keys(PROFILES).join(" | ")} (default ${DEFAULT_PROFILE})` },
+  { flag: "model", key: "model", kind: "string", help: "served model name (default: the profile's)" },
+  { flag: "max-num-seqs", key: "maxNumSeqs", kind: "int", help: "max sequences per batch" },
+  { flag: "max-num-batched-tokens", key: "maxNumBatchedTokens", kind: "int", help: "token budget per step (decodes + prefill chunks)" },
+  { flag: "max-model-len", key: "maxModelLen", kind: "int", help: "max prompt + max_tokens per request (over → 400)" },
+  { flag: "kv-capacity-tokens", key: "kvCapacityTokens", kind: "int", help: "KV cache size in tokens (full → no admission, preemption)" },
+  { flag: "step-fixed-ms", key: "stepFixedMs", kind: "number", help: "fixed cost of every step, ms" },
+  { flag: "step-per-seq-ms", key: "stepPerSeqMs", kind: "number", help: "step cost per scheduled sequence, ms" },
+  { flag: "step-per-context-token-ms", key: "stepPerContextTokenMs", kind: "number", help: "step cost per KV token of running sequences, ms" },
+  { flag: "step-per-prefill-token-ms", key: "stepPerPrefillTokenMs", kind: "number", help: "step cost per prompt token prefilled, ms" },
+  { flag: "max-num-queued-reqs", key: "maxNumQueuedReqs", kind: "int", help: "waiting-queue cap, over → 503; 0 = unbounded (default 0)" },
+  { flag: "api-key", key: "apiKey", kind: "string", help: "require this bearer token on /v1/* (default none)" },
+  { flag: "seed", key: "seed", kind: "int", help: "seed for output text, lengths and faults (default 0)" },
+  { flag: "time-scale", key: "timeScale", kind: "number", help: "wall ms per simulated ms, 0.01 = 100x faster (default 1)" },
+  { flag: "early-stop-rate", key: "earlyStopRate", kind: "number", help: "fraction of requests stopping before max_tokens (default 0.2)" },
+  { flag: "mean-output-tokens", key: "meanOutputTokens", kind: "int", help: "mean output length without max_tokens (default 256)" },
+  { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
+  { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
+  { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
+  { flag: "stall-ms", key: "stallMs", kind: "number", fault: true, help: "how long a stalled response is held, wall ms (default 30000)" },
+  { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
+];
+
+const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replaceAll("-", "_")}`;
+
+export function simulatorHelp(): string {
+  const lines = SPECS.map((s) => `  --${s.flag.padEnd(26)} ${envName(s).padEnd(36)} ${s.help}`);
+  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
+}
+
+/** Options from argv (without node and script) and env. Throws ConfigError naming every bad flag or variable. */
+export function parseSimulatorOptions(argv: readonly string[], env: Record<string, string | undefined>): SimulatorOptions {
+  const raw = new Map<OptionSpec, { value: string; source: string }>();
+  const issues: string[] = [];
+  for (const spec of SPECS) {
+    const value = env[envName(spec)];
+    if (value !== undefined && value !== "") raw.set(spec, { value, source: envName(spec) });
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    const match = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
+    const spec = match ? SPECS.find((s) => s.flag === match[1]) : undefined;
+    if (!match || !spec) {
+      issues.push(`${arg}: unknown argument (see --help)`);
+      continue;
+    }
+    let value = match[2];
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (spec.kind === "bool" && (next === undefined || next.startsWith("--"))) value = "true";
+      else if (next === undefined) {
+        issues.push(`--${spec.flag}: needs a value`);
+        continue;
+      } else {
+        value = next;
+        i++;
+      }
+    }
+    raw.set(spec, { value, source: `--${spec.flag}` });
+  }
+  const top: Record<string, unknown> = {};
+  const faults: Record<string, unknown> = {};
+  for (const [spec, { value, source }] of raw) {
+    const parsed = convert(spec.kind, value);
+    if (parsed === undefined) issues.push(`${source}: "${value}" is not a valid ${spec.kind}`);
+    else (spec.fault ? faults : top)[spec.key] = parsed;
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return resolveSimulatorOptions({ ...(top as Partial<SimulatorOptions>), faults: { ...DEFAULT_FAULTS, ...(faults as Partial<FaultOptions>) } });
+}
+
+function convert(kind: Kind, value: string): unknown {
+  switch (kind) {
+    case "string":
+      return value;
+    case "int":
+      return /^-?\d+$/.test(value) ? Number(value) : undefined;
+    case "number": {
+      const n = Number(value);
+      return value.trim() !== "" && Number.isFinite(n) ? n : undefined;
+    }
+    case "bool":
+      return ["true", "1", "yes"].includes(value) ? true : ["false", "0", "no"].includes(value) ? false : undefined;
+    case "kinds": {
+      const kinds = value.split(",").map((k) => k.trim()).filter(Boolean);
+      const out: FaultKind[] = [];
+      for (const k of kinds) {
+        if (k === "reset") out.push("reset");
+        else if (/^\d{3}$/.test(k)) out.push(Number(k));
+        else return undefined;
+      }
+      return out;
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The programmatic entry: start a simulated vLLM server (tests, demo, benchmark, fault suite) and stop it cleanly.
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Engine } from "./engine.ts";
+import { FaultInjector } from "./faults.ts";
+import { OutputGenerator } from "./generator.ts";
+import { RequestHandler } from "./handler.ts";
+import { SimulatorMetrics } from "./metrics.ts";
+import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
+
+export type { FaultKind, FaultOptions, SimulatorOptions } from "./options.ts";
+export { DEFAULT_FAULTS, parseSimulatorOptions, resolveSimulatorOptions, simulatorHelp } from "./options.ts";
+export { PROFILES, type ProfileName } from "./profiles.ts";
+export type { Engine, EngineStats } from "./engine.ts";
+
+export interface RunningSimulator {
+  /** http://host:port, no trailing slash. */
+  url: string;
+  port: number;
+  /** The resolved options (port is the bound one). */
+  options: SimulatorOptions;
+  engine: Engine;
+  /** Change failure injection at run time; `engineDead: true` also fails every request in flight. */
+  setFaults(f: Partial<FaultOptions>): void;
+  /** Stop the clock, fail in-flight requests, close every socket; resolves when the server is fully closed. */
+  close(): Promise<void>;
+}
+
+export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}): Promise<RunningSimulator> {
+  const resolved = resolveSimulatorOptions(options);
+  // The metrics observe the engine and read its gauges: created first, pointed at the engine once it exists.
+  const source: { engine?: Engine } = {};
+  const metrics = new SimulatorMetrics(resolved.model, () => source.engine);
+  const engine = new Engine({ ...resolved, instant: isInstant(resolved) }, metrics);
+  source.engine = engine;
+  const faults = new FaultInjector(resolved.seed, resolved.faults);
+  const generator = new OutputGenerator(resolved.seed, resolved.earlyStopRate, resolved.meanOutputTokens);
+  const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics });
+  const server = createServer({ noDelay: true, keepAlive: true }, handler.listener);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(resolved.port, resolved.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  resolved.port = port;
+  const host = resolved.host.includes(":") ? `[${resolved.host}]` : resolved.host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    options: resolved,
+    engine,
+    setFaults(patch) {
+      // Validate the whole result the same way startup does (throws ConfigError).
+      const next = resolveSimulatorOptions({ ...resolved, faults: { ...faults.options, ...patch } }).faults;
+      const dying = next.engineDead && !faults.options.engineDead;
+      faults.update(next);
+      resolved.faults = faults.options;
+      if (dying) engine.failAll();
+    },
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        engine.close();
+        handler.close();
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
