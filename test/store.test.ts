@@ -214,6 +214,35 @@ describe("JobStore", () => {
     assert.ok(schemaErr instanceof StoreError && schemaErr.code === "STORE_UNAVAILABLE");
   });
 
+  test("a backend terminated mid-statement is STORE_UNAVAILABLE (57P01), and the pool recovers", async () => {
+    const { stores: [s], pools: [p] } = await setup();
+    const j = job();
+    await s!.claim([claimItem(j, "w")]);
+    // Hold the row lock so complete() blocks in the server, then kill the backend running it.
+    const locker = await p!.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", [j.id]);
+      const lockerPid = (await locker.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
+      const pending = s!.complete([result(j.id, "w")]).then(() => undefined, (e: unknown) => e);
+      // Polled from outside the locker's transaction: pg_stat_activity is a snapshot taken once per transaction.
+      let victim: number | undefined;
+      while (victim === undefined) {
+        const r = await p!.query("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", [lockerPid]);
+        victim = r.rows[0]?.pid as number | undefined;
+      }
+      await p!.query("SELECT pg_terminate_backend($1)", [victim]);
+      const err = await pending;
+      assert.ok(err instanceof StoreError, String(err));
+      assert.equal(err.code, "STORE_UNAVAILABLE");
+      assert.equal(err.retryable, true);
+    } finally {
+      await locker.query("ROLLBACK");
+      locker.release();
+    }
+    assert.deepEqual(await s!.complete([result(j.id, "w")]), ["written"]);
+  });
+
   test("throughput of claim+complete batches (printed, not asserted)", async () => {
     const { stores: [s] } = await setup();
     for (const size of [10, 100]) {
