@@ -209,6 +209,21 @@ describe("VllmClient failures", () => {
     assert.ok(isAbortError(err2));
   });
 
+  test("close() cuts calls in flight (PROVIDER_CONNECTION), is idempotent, and later calls fail the same way", async () => {
+    const { vllm } = await withFaults({ stallRate: 1, stallMs: 3_000 });
+    const started = performance.now();
+    const inFlight = failure(vllm.generate({ prompt: "x", params: { max_tokens: 2 } }));
+    await vllm.health(); // most likely on the wire by now; queued or sent, destroy() rejects it the same way
+    await Promise.all([vllm.close(), vllm.close()]);
+    const err = await inFlight;
+    assert.ok(err instanceof ProviderRetryableError, String(err));
+    assert.equal(err.code, "PROVIDER_CONNECTION");
+    assert.ok(performance.now() - started < 1_000);
+    const later = await failure(vllm.generate({ prompt: "x", params: {} }));
+    assert.ok(later instanceof ProviderRetryableError);
+    assert.equal(later.code, "PROVIDER_CONNECTION");
+  });
+
   test("engine dead → health() false, generation retryable 500", async () => {
     const { vllm, server } = await withFaults({});
     server.setFaults({ engineDead: true });

@@ -108,7 +108,8 @@ export class VllmClient implements Provider {
 
   /** POST /v1/completions with one prompt. */
   async complete(req: CompletionRequest, signal?: AbortSignal): Promise<Completion> {
-    const [completion] = await this.completeBatch([req.prompt ?? ""], req.params, signal, req.model);
+    if (req.prompt === undefined) throw new ProviderTerminalError("PROVIDER_BAD_REQUEST", "a completion needs a prompt", { provider: PROVIDER });
+    const [completion] = await this.completeBatch([req.prompt], req.params, signal, req.model);
     // completeBatch returns exactly one per prompt or throws; this only satisfies the type checker.
     if (completion === undefined) throw this.failure({ kind: "bad-response", statusCode: 200, detail: "no completion" }, "completions");
     return completion;
