@@ -1,0 +1,135 @@
+/**
+ * terraform/ checked without a terraform binary: every rule of scripts/hcl-rules.ts must pass on the real module
+ * (having examined something) and must fail on its fixture under test/fixtures/terraform/<rule id>/, reporting
+ * each flaw planted there. Also: the HCL reader the scaling simulator uses, and the example tfvars.
+ */
+import { describe, it, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "../shared/errors.ts";
+import { parseTerraformDir, readVariableDefaults } from "../scripts/hcl.ts";
+import { RULES, checkModule, loadTerraformModule, type RuleResult } from "../scripts/hcl-rules.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TERRAFORM = path.join(ROOT, "terraform");
+const FIXTURES = path.join(ROOT, "test", "fixtures", "terraform");
+
+/** The flaws planted in each fixture: every one must be reported. */
+const PLANTED: Record<string, RegExp[]> = {
+  "variables-documented": [/no type/, /no description/],
+  "variables-validated": [/variable min_size/, /variable max_size/],
+  "scaling-variables": [/scale_up_threshold: default 50/, /scale_up_cooldown_seconds: missing/],
+  "tunables-are-variables": [/scale_up\.period = 60/, /scale_up\.threshold = 100/, /scale_down\.cooldown = 600/, /scale_down\.scaling_adjustment = -1/],
+  "iam-no-wildcards": [/wildcard action sqs:\*/, /resource "\*" without a condition/, /aws_iam_role_policy\.inline\.policy/],
+  "iam-queue-scoped": [/someone-elses-queue/],
+  "iam-metrics-namespace": [/PutMetricData without/],
+  "no-public-ingress": [/aws_security_group\.workers\.ingress.*ports 22-22/, /lb_http.*ports 80-80/],
+  "sqs-encrypted": [/aws_sqs_queue\.dlq: no server-side encryption/],
+  "sqs-redrive": [/maxReceiveCount is not var\.max_receive_count/, /retention 86400 s not longer/],
+  "imdsv2-required": [/aws_launch_template\.worker: IMDSv2 not required/],
+  "encryption-at-rest": [/EBS encryption not enabled/, /storage_encrypted not enabled/, /transit_encryption_enabled not enabled/],
+  "database-managed": [/manage_master_user_password/, /password set in Terraform/, /not Multi-AZ/, /no backup retention/],
+  "worker-defaults": [/visibility_timeout_seconds: default 30/, /lifecycle hook 90 s/, /worker rejects the default env/, /visibility_timeout_seconds is not var/],
+  "worker-env": [/worker_env\.SQS_VISIBILITY_TIMEOUT_SECONDS/, /worker_env\.DRAIN_DEADLINE_MS/, /REDIS_URL not exported/],
+};
+
+describe("terraform/ passes every rule", () => {
+  let results: Map<string, RuleResult>;
+  before(async () => {
+    results = checkModule(await loadTerraformModule(TERRAFORM));
+  });
+
+  for (const rule of RULES) {
+    it(`${rule.id}: ${rule.description}`, () => {
+      const result = results.get(rule.id);
+      assert.ok(result, `rule ${rule.id} did not run`);
+      assert.ok(result.checked > 0, `${rule.id} examined nothing in terraform/`);
+      assert.deepEqual(result.violations, []);
+    });
+  }
+});
+
+describe("each rule fails its fixture", () => {
+  it("every rule has a fixture directory and every fixture a rule", async () => {
+    const entries = await readdir(FIXTURES, { withFileTypes: true });
+    const dirs = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    assert.deepEqual(dirs, RULES.map((r) => r.id).sort());
+    assert.deepEqual(Object.keys(PLANTED).sort(), dirs);
+  });
+
+  for (const rule of RULES) {
+    it(rule.id, async () => {
+      const { violations } = rule.check(await loadTerraformModule(path.join(FIXTURES, rule.id)));
+      assert.ok(violations.length > 0, `${rule.id} passed its fixture`);
+      for (const flaw of PLANTED[rule.id] ?? []) {
+        assert.ok(violations.some((v) => flaw.test(v)), `${rule.id} missed ${flaw}; reported:\n${violations.join("\n")}`);
+      }
+    });
+  }
+});
+
+describe("scripts/hcl.ts", () => {
+  it("parseTerraformDir merges every .tf file of the directory", async () => {
+    const json = await parseTerraformDir(TERRAFORM);
+    const variable = json.variable as Record<string, unknown>;
+    const resource = json.resource as Record<string, Record<string, unknown>>;
+    assert.ok("visibility_timeout_seconds" in variable, "variables.tf missing from the merge");
+    assert.ok(resource.aws_sqs_queue && "jobs" in resource.aws_sqs_queue, "queue.tf missing from the merge");
+    assert.ok(resource.aws_autoscaling_group && "workers" in resource.aws_autoscaling_group, "workers.tf missing");
+    assert.ok(Array.isArray(json.locals) && json.locals.length > 1, "locals blocks of several files are kept");
+  });
+
+  it("readVariableDefaults returns defaults, overridden by a .tfvars file looked up from the module", async () => {
+    const defaults = await readVariableDefaults(TERRAFORM);
+    assert.equal(defaults.min_size, 2);
+    assert.equal(defaults.scaling_mode, "step");
+    assert.equal(defaults.desired_capacity, null);
+    assert.ok(!("worker_artifact_s3_uri" in defaults), "a variable without default must be absent");
+
+    const dev = await readVariableDefaults(TERRAFORM, "examples/dev.tfvars");
+    assert.equal(dev.min_size, 0);
+    assert.equal(dev.scale_up_threshold, 20);
+    assert.equal(dev.scale_down_evaluation_periods, 5, "unset in dev.tfvars: the default stays");
+  });
+
+  it("rejects a tfvars file assigning an undeclared variable, and reports HCL syntax errors by file", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "hcl-test-"));
+    try {
+      await writeFile(path.join(dir, "main.tf"), 'variable "min_size" {\n  type = number\n  description = "x"\n  default = 2\n}\n');
+      await writeFile(path.join(dir, "typo.tfvars"), "min_sise = 0\n");
+      await assert.rejects(readVariableDefaults(dir, path.join(dir, "typo.tfvars")), (err: unknown) => {
+        return err instanceof ConfigError && /undeclared variable "min_sise"/.test(err.message);
+      });
+      await assert.rejects(readVariableDefaults(dir, "missing.tfvars"), ConfigError);
+      await writeFile(path.join(dir, "broken.tf"), 'variable "x" {\n');
+      await assert.rejects(parseTerraformDir(dir), (err: unknown) => err instanceof ConfigError && /broken\.tf/.test(err.message));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("examples and docs", () => {
+  for (const example of ["examples/dev.tfvars", "examples/prod.tfvars"]) {
+    it(`${example} satisfies the cross-variable validations`, async () => {
+      // Terraform checks these at plan time; without a binary, mirror the ones an edit is likeliest to break.
+      const v = (await readVariableDefaults(TERRAFORM, example)) as Record<string, number>;
+      assert.ok(v.min_size! <= v.max_size!, "min_size <= max_size");
+      assert.ok(v.scale_down_threshold! < v.scale_up_threshold!, "scale_down_threshold < scale_up_threshold");
+      assert.ok(v.lifecycle_hook_timeout_seconds! * 1000 >= v.drain_deadline_ms! + 60_000, "hook outlasts the drain");
+      assert.ok(v.dlq_message_retention_seconds! > v.message_retention_seconds!, "DLQ keeps messages longer");
+      assert.ok(v.vllm_data_parallel_size! * v.vllm_tensor_parallel_size! <= 8, "GPUs per instance");
+      assert.ok(v.no_workers_alarm_threshold! <= v.max_size!, "no-workers threshold reachable");
+    });
+  }
+
+  it("README keeps the simulator section another change fills in", async () => {
+    const readme = await readFile(path.join(TERRAFORM, "README.md"), "utf8");
+    assert.match(readme, /^## Simulating a change$/m);
+    assert.ok(readme.includes('make simulate ARGS="--profile spike"'));
+    assert.ok(readme.includes('make simulate ARGS="--compare examples/dev.tfvars,'));
+  });
+});
