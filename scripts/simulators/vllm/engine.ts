@@ -119,6 +119,7 @@ export class Engine {
   private stepEndMs = 0;
   private timer: Timer | undefined;
   private closed = false;
+  private waiters: { predicate: (s: EngineStats) => boolean; resolve: (s: EngineStats) => void; reject: (e: Error) => void }[] = [];
   private readonly epoch = performance.now();
   private readonly counters = {
     requestsSubmitted: 0,
@@ -155,9 +156,25 @@ export class Engine {
     return { ...this.counters, running: this.numRunning, waiting: this.numWaiting, kvUsedTokens: this.kvUsed, kvUsage: this.kvUsage };
   }
 
+  /** Current simulated time, ms since the engine was created (advances by whole steps; jumps forward when idle). */
+  get simulatedNowMs(): number {
+    return this.simNowMs;
+  }
+
+  /**
+   * Resolves with the stats the first time `predicate` holds, checked now and after every submit and step: an event
+   * to await instead of polling (tests, demos). Rejects if the engine is closed first.
+   */
+  whenStats(predicate: (s: EngineStats) => boolean): Promise<EngineStats> {
+    const now = this.stats();
+    if (predicate(now)) return Promise.resolve(now);
+    if (this.closed) return Promise.reject(new Error("engine closed"));
+    return new Promise((resolve, reject) => this.waiters.push({ predicate, resolve, reject }));
+  }
+
   /** Queue a request. `onDone` is called exactly once (possibly synchronously in instant mode). */
   submit(spec: SequenceSpec, onDone: (result: SequenceResult) => void): Sequence {
-    const seq = new Sequence(spec, this.wallToSim(), onDone);
+    const seq = new Sequence(spec, this.arrivalTime(), onDone);
     this.counters.requestsSubmitted++;
     if (this.closed) {
       this.finish(seq, "error");
@@ -175,6 +192,7 @@ export class Engine {
     this.waiting.push(seq);
     if (this.numWaiting > this.counters.peakWaiting) this.counters.peakWaiting = this.numWaiting;
     this.wake();
+    this.notifyWaiters();
     return seq;
   }
 
@@ -203,12 +221,23 @@ export class Engine {
     this.batch.length = 0;
     this.kvUsed = 0;
     this.clearTimer();
+    this.notifyWaiters();
   }
 
   /** Stop the clock for good and fail what is in flight. */
   close(): void {
     this.closed = true;
     this.failAll();
+    for (const w of this.waiters.splice(0)) w.reject(new Error("engine closed"));
+  }
+
+  /**
+   * Simulated arrival time. While a step runs, an arrival belongs to that step at the latest: if the engine lags
+   * behind wall time (a loaded CPU), wall-mapped time would run ahead of the step clock and make latencies negative.
+   */
+  private arrivalTime(): number {
+    const wall = this.wallToSim();
+    return this.timer !== undefined && this.stepEndMs > this.simNowMs ? Math.min(wall, this.stepEndMs) : Math.max(wall, this.simNowMs);
   }
 
   private wallToSim(): number {
@@ -340,6 +369,17 @@ export class Engine {
     const finished = this.finished.splice(0);
     this.startStep(false);
     for (const seq of finished) this.finish(seq, seq.spec.finishReason, now);
+    this.notifyWaiters();
+  }
+
+  private notifyWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const stats = this.stats();
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.predicate(stats)) return true;
+      w.resolve(stats);
+      return false;
+    });
   }
 
   /** Drop finished and aborted sequences from the running list, freeing their KV. O(running). */

@@ -50,7 +50,12 @@ export class SimulatorMetrics implements EngineObserver {
     gauge("vllm:num_requests_running", "Number of requests in model execution batches.", (g) => g.numRunning);
     gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", (g) => g.numWaiting);
     gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", (g) => g.kvUsage);
-    const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ["model_name"], registers }).labels(labels);
+    // Every series exists from the start at zero, as in vLLM, so rate() and dashboards work before traffic.
+    const counter = (name: string, help: string) => {
+      const child = new Counter({ name, help, labelNames: ["model_name"], registers }).labels(labels);
+      child.inc(0);
+      return child;
+    };
     this.promptTokens = counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.");
     this.generationTokens = counter("vllm:generation_tokens_total", "Number of generation tokens processed.");
     this.preemptions = counter("vllm:num_preemptions_total", "Cumulative number of preemption from the engine.");
@@ -61,8 +66,11 @@ export class SimulatorMetrics implements EngineObserver {
       registers,
     });
     for (const reason of ["stop", "length", "abort"]) this.success.inc({ model_name: modelName, finished_reason: reason }, 0);
-    const histogram = (name: string, help: string, buckets: number[]) =>
-      new Histogram({ name, help, buckets, labelNames: ["model_name"], registers }).labels(labels);
+    const histogram = (name: string, help: string, buckets: number[]) => {
+      const metric = new Histogram({ name, help, buckets, labelNames: ["model_name"], registers });
+      metric.zero(labels);
+      return metric.labels(labels);
+    };
     this.ttft = histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS);
     this.e2e = histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_BUCKETS);
     this.queueTime = histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_BUCKETS);

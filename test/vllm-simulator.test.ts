@@ -1,0 +1,344 @@
+/**
+ * The vLLM simulator over real HTTP: response shapes, determinism, vLLM's errors, queue cap, /metrics, scheduling
+ * under load (saturation), failure injection and a clean close. Engine-timing assertions read simulated time from
+ * the simulator's own metrics, so they hold however loaded this machine is.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { startVllmSimulator, type RunningSimulator, type SimulatorOptions } from "../scripts/simulators/vllm/server.ts";
+
+const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
+
+async function withSim<T>(options: Partial<SimulatorOptions>, body: (sim: RunningSimulator) => Promise<T>): Promise<T> {
+  const sim = await startVllmSimulator({ port: 0, timeScale: 0.01, ...options });
+  try {
+    return await body(sim);
+  } finally {
+    await sim.close();
+  }
+}
+
+async function post(sim: RunningSimulator, path: string, body: unknown): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(`${sim.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text === "" ? undefined : JSON.parse(text), headers: res.headers };
+}
+
+const chat = (content: string, extra: object = {}) => ({ model: MODEL, messages: [{ role: "user", content }], ...extra });
+
+function assertVllmError(json: any, code: number, type: string): void {
+  assert.deepEqual(Object.keys(json).sort(), ["code", "message", "object", "param", "type"]);
+  assert.equal(json.object, "error");
+  assert.equal(json.code, code);
+  assert.equal(json.type, type);
+  assert.equal(json.param, null);
+  assert.equal(typeof json.message, "string");
+}
+
+/** One metric sample (first line matching name and optional label text) from Prometheus text. */
+function sample(text: string, name: string, labelPart = ""): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labelPart));
+  assert.ok(line, `metric ${name}${labelPart} present`);
+  return Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+const scrape = async (sim: RunningSimulator) => (await fetch(`${sim.url}/metrics`)).text();
+
+test("chat completion, completions with a prompt list, models and health have vLLM's shapes", async () => {
+  await withSim({}, async (sim) => {
+    assert.match(sim.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const c = await post(sim, "/v1/chat/completions", chat("Summarise the queue design in one line.", { max_tokens: 12 }));
+    assert.equal(c.status, 200);
+    assert.match(c.json.id, /^chatcmpl-[0-9a-f]{32}$/);
+    assert.equal(c.json.object, "chat.completion");
+    assert.equal(c.json.model, MODEL);
+    assert.ok(Number.isInteger(c.json.created));
+    assert.equal(c.json.choices.length, 1);
+    const [choice] = c.json.choices;
+    assert.equal(choice.index, 0);
+    assert.equal(choice.message.role, "assistant");
+    assert.ok(choice.message.content.length > 0);
+    assert.ok(["stop", "length"].includes(choice.finish_reason));
+    const { prompt_tokens, completion_tokens, total_tokens } = c.json.usage;
+    assert.ok(prompt_tokens > 0 && completion_tokens >= 1 && completion_tokens <= 12);
+    assert.equal(total_tokens, prompt_tokens + completion_tokens);
+    assert.equal(choice.message.content.split(" ").length, completion_tokens, "one word per output token");
+    if (choice.finish_reason === "length") assert.equal(completion_tokens, 12);
+
+    const prompts = ["first prompt", "second, longer prompt with more words in it", "third"];
+    const p = await post(sim, "/v1/completions", { model: MODEL, prompt: prompts, max_tokens: 8, ignore_eos: true });
+    assert.equal(p.status, 200);
+    assert.match(p.json.id, /^cmpl-/);
+    assert.equal(p.json.object, "text_completion");
+    assert.deepEqual(p.json.choices.map((x: any) => x.index), [0, 1, 2]);
+    for (const x of p.json.choices) {
+      assert.equal(x.finish_reason, "length");
+      assert.equal(typeof x.text, "string");
+    }
+    assert.equal(p.json.usage.completion_tokens, 24);
+    assert.equal(p.json.usage.prompt_tokens, 3 + 11 + 2, "≈ 4 characters per token, per prompt");
+    assert.equal(sim.engine.stats().requestsServed, 4, "each prompt of the list is its own engine request");
+
+    const n = await post(sim, "/v1/completions", { prompt: "n choices", max_tokens: 4, n: 2 });
+    assert.deepEqual(n.json.choices.map((x: any) => x.index), [0, 1]);
+
+    const models = await (await fetch(`${sim.url}/v1/models`)).json();
+    assert.equal(models.object, "list");
+    assert.equal(models.data[0].id, MODEL);
+    assert.equal(models.data[0].object, "model");
+    assert.equal(models.data[0].owned_by, "vllm");
+    assert.equal(models.data[0].max_model_len, sim.options.maxModelLen);
+
+    const health = await fetch(`${sim.url}/health`);
+    assert.equal(health.status, 200);
+    await health.arrayBuffer();
+    const missing = await fetch(`${sim.url}/v2/nothing`);
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+  });
+});
+
+test("same seed and prompt give the same output on any server; prompts and seeds change it", async () => {
+  const ask = (sim: RunningSimulator, content: string) =>
+    post(sim, "/v1/chat/completions", chat(content, { max_tokens: 40 })).then((r) => [r.json.choices[0].message.content, r.json.choices[0].finish_reason, r.json.usage]);
+  const [a1, a2, b, otherSeed] = await withSim({ seed: 42 }, async (one) =>
+    withSim({ seed: 42 }, async (two) =>
+      withSim({ seed: 43 }, async (three) => [await ask(one, "hello"), await ask(two, "hello"), await ask(one, "goodbye"), await ask(three, "hello")]),
+    ),
+  );
+  assert.deepEqual(a1, a2);
+  assert.notDeepEqual(a1, b);
+  assert.notDeepEqual(a1, otherSeed);
+});
+
+test("over-length requests get vLLM's 400, an unknown model 404, bad bodies 400", async () => {
+  await withSim({ maxModelLen: 1000 }, async (sim) => {
+    const long = await post(sim, "/v1/completions", { model: MODEL, prompt: "x".repeat(4000) });
+    assert.equal(long.status, 400);
+    assertVllmError(long.json, 400, "BadRequestError");
+    assert.match(long.json.message, /maximum context length is 1000 tokens\. However, your request has 1000 input tokens/);
+
+    const tooMany = await post(sim, "/v1/chat/completions", chat("x".repeat(400), { max_tokens: 900 }));
+    assert.equal(tooMany.status, 400);
+    assertVllmError(tooMany.json, 400, "BadRequestError");
+    assert.match(tooMany.json.message, /'max_tokens' or 'max_completion_tokens' is too large: 900\. This model's maximum context length is 1000 tokens/);
+
+    const fits = await post(sim, "/v1/chat/completions", chat("x".repeat(400), { max_tokens: 800 }));
+    assert.equal(fits.status, 200);
+
+    const unknown = await post(sim, "/v1/chat/completions", { ...chat("hi"), model: "gpt-nothing" });
+    assert.equal(unknown.status, 404);
+    assertVllmError(unknown.json, 404, "NotFoundError");
+    assert.equal(unknown.json.message, "The model `gpt-nothing` does not exist.");
+
+    const noMessages = await post(sim, "/v1/chat/completions", { model: MODEL });
+    assert.equal(noMessages.status, 400);
+    assertVllmError(noMessages.json, 400, "BadRequestError");
+    const zero = await post(sim, "/v1/completions", { prompt: "a", max_tokens: 0 });
+    assert.equal(zero.status, 400);
+  });
+});
+
+test("the waiting-queue cap answers 503; without a cap the queue is unbounded", async () => {
+  await withSim({ maxNumSeqs: 1, maxNumQueuedReqs: 2, timeScale: 0.05 }, async (sim) => {
+    // Three prompts in one request need three waiting slots at once: over the cap whatever the timing.
+    const over = await post(sim, "/v1/completions", { prompt: ["a", "b", "c"], max_tokens: 4 });
+    assert.equal(over.status, 503);
+    assertVllmError(over.json, 503, "ServiceUnavailableError");
+    const two = await post(sim, "/v1/completions", { prompt: ["a", "b"], max_tokens: 4 });
+    assert.equal(two.status, 200);
+    // A burst against one seat and two queue slots: some are refused, the rest are served.
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => post(sim, "/v1/completions", { prompt: `p${i}`, max_tokens: 50, ignore_eos: true })));
+    const statuses = burst.map((r) => r.status);
+    assert.ok(statuses.includes(503) && statuses.includes(200), `statuses ${statuses}`);
+    assert.ok(statuses.every((s) => s === 200 || s === 503));
+    assert.ok(sim.engine.stats().peakWaiting <= 2);
+  });
+  await withSim({ maxNumSeqs: 1 }, async (sim) => {
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => post(sim, "/v1/completions", { prompt: `p${i}`, max_tokens: 5 })));
+    assert.ok(burst.every((r) => r.status === 200));
+    assert.ok(sim.engine.stats().peakWaiting > 1);
+  });
+});
+
+test("/metrics has vLLM's names and its gauges follow a burst beyond max_num_seqs", async () => {
+  // Real time (timeScale 1): 50 steps of ~7 ms per request, so the scrape sees a frozen batch.
+  await withSim({ maxNumSeqs: 4, timeScale: 1 }, async (sim) => {
+    const initial = await scrape(sim);
+    for (const name of [
+      "vllm:num_requests_running",
+      "vllm:num_requests_waiting",
+      "vllm:kv_cache_usage_perc",
+      "vllm:prompt_tokens_total",
+      "vllm:generation_tokens_total",
+      "vllm:request_success_total",
+      "vllm:num_preemptions_total",
+      "vllm:time_to_first_token_seconds_bucket",
+      "vllm:e2e_request_latency_seconds_sum",
+      "vllm:request_queue_time_seconds_count",
+      "vllm:inter_token_latency_seconds_bucket",
+    ]) {
+      assert.ok(sample(initial, name, `model_name="${MODEL}"`) >= 0, name);
+    }
+    const responses = Promise.all(Array.from({ length: 12 }, (_, i) => post(sim, "/v1/completions", { prompt: `burst ${i}`, max_tokens: 50, ignore_eos: true })));
+    await sim.engine.whenStats((s) => s.running === 4 && s.waiting === 8);
+    const during = await scrape(sim);
+    assert.equal(sample(during, "vllm:num_requests_running"), 4);
+    assert.equal(sample(during, "vllm:num_requests_waiting"), 8);
+    const kv = sample(during, "vllm:kv_cache_usage_perc");
+    assert.ok(kv > 0 && kv < 1, `kv usage ${kv}`);
+    assert.ok((await responses).every((r) => r.status === 200));
+    const after = await scrape(sim);
+    assert.equal(sample(after, "vllm:num_requests_running"), 0);
+    assert.equal(sample(after, "vllm:num_requests_waiting"), 0);
+    assert.equal(sample(after, "vllm:generation_tokens_total"), 600);
+    assert.equal(sample(after, "vllm:request_success_total", 'finished_reason="length"'), 12);
+    assert.equal(sample(after, "vllm:inter_token_latency_seconds_count"), 12 * 49);
+    assert.ok(sample(after, "vllm:request_queue_time_seconds_sum") > 0, "the last eight waited");
+    assert.equal(sim.engine.stats().peakRunning, 4);
+  });
+});
+
+test("saturation: batching raises throughput but it is bounded, and latency climbs with concurrency", async () => {
+  await withSim({ timeScale: 0.02 }, async (sim) => {
+    // One completions request with a list of prompts: every sequence arrives at the same simulated instant.
+    const level = async (concurrency: number) => {
+      const before = await scrape(sim);
+      const prompt = Array.from({ length: concurrency }, (_, i) => `${concurrency}/${i} ${"lorem ipsum ".repeat(80)}`);
+      const r = await post(sim, "/v1/completions", { prompt, max_tokens: 64, ignore_eos: true });
+      assert.equal(r.status, 200);
+      assert.equal(r.json.choices.length, concurrency);
+      const after = await scrape(sim);
+      const mean = (name: string) =>
+        (sample(after, `${name}_sum`) - sample(before, `${name}_sum`)) / (sample(after, `${name}_count`) - sample(before, `${name}_count`));
+      const itl = mean("vllm:inter_token_latency_seconds");
+      return { itl, e2e: mean("vllm:e2e_request_latency_seconds"), tokensPerSecond: concurrency / itl };
+    };
+    const one = await level(1);
+    const many = await level(256);
+    // ITL alone ≈ the fixed step cost (7 ms); at 256 the per-sequence and KV costs dominate.
+    assert.ok(one.itl > 0.006 && one.itl < 0.012, `ITL alone ${one.itl}`);
+    assert.ok(many.itl > 2 * one.itl, `ITL ${one.itl} → ${many.itl}`);
+    assert.ok(many.e2e > 2 * one.e2e, `e2e ${one.e2e} → ${many.e2e}`);
+    assert.ok(many.tokensPerSecond > 20 * one.tokensPerSecond, "batching helps");
+    assert.ok(many.tokensPerSecond < 0.5 * 256 * one.tokensPerSecond, "but throughput saturates");
+    assert.ok(many.tokensPerSecond > 6000 && many.tokensPerSecond < 10_000, `8B profile at 256 seqs: ${many.tokensPerSecond} tok/s`);
+  });
+});
+
+test("KV cache pressure preempts the newest sequences and still completes every request", async () => {
+  await withSim({ kvCapacityTokens: 1200, maxModelLen: 600, timeScale: 0.01 }, async (sim) => {
+    const runs = Array.from({ length: 6 }, (_, i) => post(sim, "/v1/completions", { prompt: `${i} ${"y".repeat(400)}`, max_tokens: 300, ignore_eos: true }));
+    const results = await Promise.all(runs);
+    assert.ok(results.every((r) => r.status === 200 && r.json.usage.completion_tokens === 300));
+    const stats = sim.engine.stats();
+    assert.ok(stats.preemptions > 0, "decode growth overflowed the cache");
+    assert.equal(sample(await scrape(sim), "vllm:num_preemptions_total"), stats.preemptions);
+    assert.equal(stats.kvUsedTokens, 0);
+  });
+});
+
+test("failure injection answers the configured statuses, resets, stalls, and a dead engine", async () => {
+  await withSim({ faults: { errorRate: 1, errorKinds: [503], stallRate: 0, stallMs: 0, engineDead: false } }, async (sim) => {
+    const r503 = await post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 });
+    assert.equal(r503.status, 503);
+    assertVllmError(r503.json, 503, "ServiceUnavailableError");
+
+    sim.setFaults({ errorKinds: [429] });
+    const r429 = await post(sim, "/v1/chat/completions", chat("a"));
+    assert.equal(r429.status, 429);
+    assert.equal(r429.headers.get("retry-after"), "1");
+
+    sim.setFaults({ errorKinds: [500, 400] });
+    const mixed = await Promise.all(Array.from({ length: 20 }, () => post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 })));
+    assert.deepEqual([...new Set(mixed.map((r) => r.status))].sort(), [400, 500]);
+
+    sim.setFaults({ errorKinds: ["reset"] });
+    await assert.rejects(post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 }), /fetch failed|socket|other side closed/i);
+
+    sim.setFaults({ errorRate: 0.5, errorKinds: [500] });
+    const half = await Promise.all(Array.from({ length: 40 }, () => post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 })));
+    const failed = half.filter((r) => r.status === 500).length;
+    assert.ok(failed > 5 && failed < 35, `${failed} of 40 failed at rate 0.5`);
+
+    sim.setFaults({ errorRate: 0, stallRate: 1, stallMs: 300 });
+    const started = performance.now();
+    const stalled = await post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 });
+    assert.equal(stalled.status, 200);
+    assert.ok(performance.now() - started >= 290, "response held back");
+
+    sim.setFaults({ stallRate: 0 });
+    assert.throws(() => sim.setFaults({ errorRate: 2 }), /errorRate/);
+  });
+
+  await withSim({ timeScale: 1 }, async (sim) => {
+    const inFlight = post(sim, "/v1/completions", { prompt: "long", max_tokens: 5000, ignore_eos: true });
+    await sim.engine.whenStats((s) => s.running === 1);
+    sim.setFaults({ engineDead: true });
+    const failed = await inFlight;
+    assert.equal(failed.status, 500);
+    assertVllmError(failed.json, 500, "InternalServerError");
+    assert.equal((await fetch(`${sim.url}/health`)).status, 503);
+    assert.equal((await post(sim, "/v1/chat/completions", chat("a"))).status, 500);
+    sim.setFaults({ engineDead: false });
+    assert.equal((await fetch(`${sim.url}/health`)).status, 200);
+    assert.equal((await post(sim, "/v1/chat/completions", chat("a", { max_tokens: 2 }))).status, 200);
+  });
+});
+
+test("a client that disconnects has its sequences aborted", async () => {
+  await withSim({ timeScale: 1 }, async (sim) => {
+    const controller = new AbortController();
+    const request = fetch(`${sim.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ prompt: "leave early", max_tokens: 5000, ignore_eos: true }),
+      signal: controller.signal,
+    });
+    await sim.engine.whenStats((s) => s.running === 1);
+    controller.abort();
+    await assert.rejects(request);
+    const stats = await sim.engine.whenStats((s) => s.requestsAborted === 1);
+    assert.equal(stats.running, 0);
+    assert.match(await scrape(sim), /vllm:request_success_total\{[^}]*finished_reason="abort"\} 1/);
+  });
+});
+
+test("the instant profile answers at once with the same shapes", async () => {
+  await withSim({ profile: "instant" }, async (sim) => {
+    const r = await post(sim, "/v1/completions", { prompt: ["a", "b"], max_tokens: 16, ignore_eos: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.usage.completion_tokens, 32);
+    assert.equal(sim.engine.stats().steps, 0, "no engine clock");
+    assert.equal(sample(await scrape(sim), "vllm:generation_tokens_total"), 32);
+  });
+});
+
+test("close() fails in-flight requests, stops the clock and leaves no handles (the process exits by itself)", async () => {
+  const server = fileURLToPath(new URL("../scripts/simulators/vllm/server.ts", import.meta.url));
+  const script = `
+    const { startVllmSimulator } = await import(${JSON.stringify(server)});
+    const sim = await startVllmSimulator({ port: 0, timeScale: 1 });
+    const post = (body) => fetch(sim.url + "/v1/completions", { method: "POST", body: JSON.stringify(body) });
+    await (await post({ prompt: "warm keep-alive socket", max_tokens: 2 })).text();
+    const inFlight = post({ prompt: "never finishes", max_tokens: 100000, ignore_eos: true });
+    await sim.engine.whenStats((s) => s.running === 1);
+    await sim.close();
+    const status = await inFlight.then((r) => r.status, () => "reset");
+    const refused = await fetch(sim.url + "/health").then(() => false, () => true);
+    console.log(JSON.stringify({ status, refused, stats: sim.engine.stats() }));
+  `;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  clearTimeout(killer);
+  assert.equal(code, 0, "exited on its own, before the 20 s kill");
+  const result = JSON.parse(out.trim());
+  assert.ok(result.status === 500 || result.status === "reset", `in-flight request: ${result.status}`);
+  assert.equal(result.refused, true);
+  assert.equal(result.stats.running, 0);
+  assert.equal(result.stats.requestsFailed, 1);
+});
