@@ -526,6 +526,71 @@ const workerEnv: Rule = {
   },
 };
 
+// --- templates -----------------------------------------------------------------------------------------------
+
+interface TemplateCall {
+  file: string;
+  keys: Set<string>;
+}
+
+/** templatefile("${path.module}/<file>", { key = ... }) calls and the top-level keys of their vars object. */
+function templateCalls(module: TerraformModule): TemplateCall[] {
+  const calls: TemplateCall[] = [];
+  for (const text of stringValues(module.json)) {
+    for (const match of text.matchAll(/templatefile\("\$\{path\.module\}\/([^"]+)",\s*\{/g)) {
+      calls.push({ file: match[1] ?? "", keys: topLevelKeys(text, (match.index ?? 0) + match[0].length) });
+    }
+  }
+  return calls;
+}
+
+/** Keys assigned at depth 1 of the object literal whose body starts at `start` (just after its "{"). */
+function topLevelKeys(text: string, start: number): Set<string> {
+  const keys = new Set<string>();
+  let depth = 1;
+  let lineStart = start;
+  for (let i = start; i < text.length && depth > 0; i++) {
+    const ch = text[i];
+    if (ch === "{" || ch === "(" || ch === "[") depth++;
+    else if (ch === "}" || ch === ")" || ch === "]") depth--;
+    if (ch === "\n" || ch === "," || i === start) {
+      const from = ch === "\n" || ch === "," ? i + 1 : i;
+      if (depth === 1) lineStart = from;
+      const key = depth === 1 ? /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)/.exec(text.slice(lineStart))?.[1] : undefined;
+      if (key) keys.add(key);
+    }
+  }
+  return keys;
+}
+
+/** Names a template reads: ${name...} interpolations (not $${ escapes) and %{ if name ... } directives. */
+function templateReferences(template: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of template.matchAll(/(?<!\$)\$\{~?\s*([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(m[1] ?? "");
+  for (const m of template.matchAll(/(?<!%)%\{~?\s*if\s+([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(m[1] ?? "");
+  return names;
+}
+
+const templateVariables: Rule = {
+  id: "template-variables",
+  description: "every name a templatefile() template reads is passed in its vars (terraform would fail at plan)",
+  check(module) {
+    const calls = templateCalls(module);
+    const violations: string[] = [];
+    for (const { file, keys } of calls) {
+      const text = module.templates.get(file);
+      if (text === undefined) {
+        violations.push(`${file}: template not found`);
+        continue;
+      }
+      for (const name of templateReferences(text)) {
+        if (!keys.has(name)) violations.push(`${file}: reads \${${name}} but templatefile() does not pass it`);
+      }
+    }
+    return result(calls.length, violations);
+  },
+};
+
 export const RULES: readonly Rule[] = [
   variablesDocumented,
   variablesValidated,
@@ -542,4 +607,5 @@ export const RULES: readonly Rule[] = [
   databaseManaged,
   workerDefaults,
   workerEnv,
+  templateVariables,
 ];

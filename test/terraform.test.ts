@@ -33,6 +33,7 @@ const PLANTED: Record<string, RegExp[]> = {
   "encryption-at-rest": [/EBS encryption not enabled/, /storage_encrypted not enabled/, /transit_encryption_enabled not enabled/],
   "database-managed": [/manage_master_user_password/, /password set in Terraform/, /not Multi-AZ/, /no backup retention/],
   "worker-defaults": [/visibility_timeout_seconds: default 30/, /lifecycle hook 90 s/, /worker rejects the default env/, /visibility_timeout_seconds is not var/],
+  "template-variables": [/reads \$\{queue_url\}/, /reads \$\{hf_token\}/],
   "worker-env": [/worker_env\.SQS_VISIBILITY_TIMEOUT_SECONDS/, /worker_env\.DRAIN_DEADLINE_MS/, /REDIS_URL not exported/],
 };
 
