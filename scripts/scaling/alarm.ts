@@ -6,10 +6,11 @@
  * - An alarm aggregates the datapoints of each `period` (aligned to the start of the simulation, as CloudWatch
  *   aligns periods to the clock) with its `statistic`, and looks at the last `evaluationPeriods` complete periods.
  *   It is in ALARM when at least `datapointsToAlarm` (default: all) of them breach the threshold, OK otherwise.
- * - A period with no datapoint (e.g. backlog ÷ 0 InService instances) is missing. treat_missing_data = "missing":
- *   a missing period does not count as breaching; when every period in the window is missing the alarm is
- *   INSUFFICIENT_DATA, which triggers no action. At the start of a run the history is missing, so an alarm needs
- *   `evaluationPeriods` real periods before it can fire.
+ * - A period with no datapoint (e.g. backlog ÷ 0 InService instances) follows the alarm's treat_missing_data:
+ *   "breaching" / "notBreaching" count it as such; "missing" (the default) skips it, and when every period in the
+ *   window is missing the alarm is INSUFFICIENT_DATA, which triggers no action. Periods before the run starts are
+ *   always skipped (the run starts with no history), so an alarm needs `evaluationPeriods` periods of the run
+ *   before it can fire.
  * - Datapoints arrive `lagMinutes` after the minute they describe (SQS metrics are not instant).
  * - Alarms are evaluated every minute; an Auto Scaling action is invoked on every evaluation that finds the alarm in
  *   ALARM, not only on the transition (CloudWatch documents this exception for Auto Scaling actions).
@@ -32,6 +33,8 @@ export interface AlarmSpec {
   datapointsToAlarm?: number;
   threshold: number;
   comparison: Comparison;
+  /** Default "missing". */
+  treatMissingData?: "missing" | "breaching" | "notBreaching";
 }
 
 export interface AlarmEvaluation {
@@ -60,7 +63,13 @@ export function evaluateAlarm(
   for (let p = newestPeriod; p > newestPeriod - spec.evaluationPeriods; p--) {
     const value = p < 0 ? undefined : periodStatistic(spec.statistic, datapoints, p * periodMinutes, periodMinutes);
     if (p === newestPeriod) latestValue = value;
-    if (value === undefined) continue;
+    if (value === undefined) {
+      const treat = spec.treatMissingData ?? "missing";
+      if (p < 0 || treat === "missing") continue;
+      present++;
+      if (treat === "breaching") breaching++;
+      continue;
+    }
     present++;
     if (breaches(spec.comparison, value, spec.threshold)) breaching++;
   }

@@ -1,31 +1,35 @@
 /**
  * The ASG's scaling policies, replayed: which alarms exist for a variable set, and what each minute's alarm states
- * do to desired capacity.
+ * do to desired capacity. Modelled on terraform/variables.tf's descriptions of the policies.
  *
- * step (terraform `scaling_mode = "step"`): two alarms on ApproximateNumberOfMessagesVisible —
- *   scale-up   Average > scale_up_threshold for scale_up_evaluation_periods × scale_up_period_seconds,
- *   scale-down Average < scale_down_threshold for scale_down_evaluation_periods × scale_down_period_seconds —
- *   each invoking a policy that adds / removes a fixed number of instances (scale_up_large_adjustment instead when
- *   the breaching value is ≥ threshold × scale_up_large_threshold_multiple). Cooldown semantics (simple scaling):
- *   after a scaling activity no further scale-up or scale-down policy acts until that activity's cooldown
- *   (scale_up_cooldown_seconds or scale_down_cooldown_seconds) has passed. AWS starts the cooldown when the
- *   activity completes (instance launched, a minute or two); the model starts it at the decision. While the alarm
- *   stays in ALARM the policy is invoked again every minute, so a breach that outlasts the cooldown adds capacity
- *   again even if the last instance is still booting: the over-scaling that boot times of minutes invite.
+ * step (`scaling_mode = "step"`): two alarms on ApproximateNumberOfMessagesVisible, statistic Maximum —
+ *   scale-up   > scale_up_threshold for scale_up_evaluation_periods × scale_up_period_seconds  → a StepScaling
+ *              policy: +scale_up_adjustment, or +scale_up_large_adjustment when the breaching value is at least
+ *              threshold × scale_up_large_threshold_multiple. Step policies have no cooldown; their estimated
+ *              instance warmup (scale_up_cooldown_seconds) keeps new instances out of "current capacity": desired
+ *              becomes max(desired, warmed-up instances + step). So while the alarm stays in ALARM (the action is
+ *              invoked every minute), the same step adds again only once the last launch has warmed up, and a
+ *              bigger step adds at once. A warmup shorter than boot + model load adds again while instances boot.
+ *   scale-down < scale_down_threshold for scale_down_evaluation_periods × scale_down_period_seconds  → a
+ *              SimpleScaling policy: −scale_down_adjustment, then no further simple-scaling activity until
+ *              scale_down_cooldown_seconds have passed. AWS starts the cooldown when the activity completes; the model
+ *              starts it at the decision (terminations start at once; the drain is separate).
  *
  * target_tracking: the alarms AWS creates for a target-tracking policy on backlog per instance
  *   ((visible + in flight) ÷ InService), target T = target_backlog_per_instance:
- *   high  Average > T for 3 × 60 s  →  desired = ceil(warmed-up InService × metric ÷ T), if above current desired;
+ *   high  Average > T for 3 × 60 s  →  desired = ceil(warmed-up instances × metric ÷ T), if above current desired;
  *   low   Average < 0.9 T for 15 × 60 s  →  scale in gradually: at most max(1, 10 % of desired) per minute, never
  *   below ceil(InService × metric ÷ T), and not while an instance is still warming up.
- *   Instances launched less than target_tracking_warmup_seconds ago are "warming" and left out of the current
- *   capacity used for scale-out (AWS semantics: repeated breaches while instances warm up do not stack). AWS counts
- *   warmup from InService; this model counts it from launch, because without a launch lifecycle hook an instance is
- *   InService a minute or so after launch and does its model load inside the warmup.
+ *   Instances launched less than target_tracking_warmup_seconds ago are warming and left out of current capacity.
+ *   AWS counts warmup from InService; without a launch lifecycle hook an instance is InService a minute or so after
+ *   launch and loads its model during the warmup, so the model counts it from launch.
  *
- * min_size = 0 (both modes): an activation alarm, Visible Maximum > 0 for 1 × 60 s, sets desired to 1 when the group
- * has no instances (a separate step policy: no cooldown). Target tracking cannot do this itself — its metric is
- * undefined with 0 InService — so the cold start (boot + model load) is paid in full by the first job.
+ * min_size = 0 (both modes): an activation alarm on IF(InService < 1, visible + in flight, 0), Maximum, >
+ * scale_from_zero_backlog_threshold for scale_up_evaluation_periods × scale_up_period_seconds, invokes a step
+ * policy with ExactCapacity = scale_up_adjustment. Target tracking cannot scale from zero itself (its metric is
+ * undefined with 0 InService), so the first job of a burst pays the cold start — boot plus model load — in full.
+ * ExactCapacity is modelled as AWS documents it: it sets desired to exactly that value, also downwards, so while
+ * the first instance boots (alarm still in ALARM) it undoes scale-outs the other policies make.
  */
 import { evaluateAlarm, type AlarmSpec, type AlarmState } from "./alarm.ts";
 import type { AutoScalingGroup } from "./auto-scaling-group.ts";
@@ -39,6 +43,8 @@ export interface ScalingMetrics {
   backlog: Array<number | undefined>;
   /** Backlog ÷ GroupInServiceInstances (metric math); missing when none are InService. */
   backlogPerInstance: Array<number | undefined>;
+  /** Backlog while no instance is InService, else 0 (the activation alarm's metric math). */
+  backlogWithoutWorkers: Array<number | undefined>;
 }
 
 export interface AlarmBinding {
@@ -82,10 +88,18 @@ export function createScalingPolicy(vars: ScalingVariables, options: PolicyOptio
   return vars.scalingMode === "step" ? new StepPolicy(vars, options) : new TargetTrackingPolicy(vars, options);
 }
 
-function activationAlarm(): AlarmBinding {
+function activationAlarm(vars: ScalingVariables): AlarmBinding {
   return {
-    metric: "visible",
-    spec: { name: ALARM.activation, statistic: "Maximum", periodSeconds: 60, evaluationPeriods: 1, threshold: 0, comparison: "GreaterThanThreshold" },
+    metric: "backlogWithoutWorkers",
+    spec: {
+      name: ALARM.activation,
+      statistic: "Maximum",
+      periodSeconds: vars.scaleUpPeriodSeconds,
+      evaluationPeriods: vars.scaleUpEvaluationPeriods,
+      treatMissingData: "notBreaching",
+      threshold: vars.scaleFromZeroBacklogThreshold,
+      comparison: "GreaterThanThreshold",
+    },
   };
 }
 
@@ -108,8 +122,8 @@ abstract class BasePolicy implements ScalingPolicy {
 
   /** Scale from zero: the activation policy, shared by both modes. */
   protected activate(minute: number, group: AutoScalingGroup, state: AlarmState | undefined): ScalingAction | undefined {
-    if (state !== "ALARM" || group.desired > 0) return undefined;
-    return this.apply(minute, group, ALARM.activation, 1, "visible messages with no instances");
+    if (state !== "ALARM" || group.desired === this.vars.scaleUpAdjustment) return undefined;
+    return this.apply(minute, group, ALARM.activation, this.vars.scaleUpAdjustment, "backlog with no instance in service");
   }
 
   protected apply(minute: number, group: AutoScalingGroup, policy: string, target: number, reason: string): ScalingAction | undefined {
@@ -123,36 +137,40 @@ abstract class BasePolicy implements ScalingPolicy {
 }
 
 class StepPolicy extends BasePolicy {
-  /** Minute (fractional) before which simple-scaling cooldown blocks both policies. */
+  /** Minute from which the simple-scaling (scale-down) cooldown no longer blocks. */
   private cooldownUntil = Number.NEGATIVE_INFINITY;
+  private readonly upWarmupMinutes: number;
 
   constructor(vars: ScalingVariables, options: PolicyOptions) {
     super(vars, options);
+    this.upWarmupMinutes = vars.scaleUpCooldownSeconds / 60;
     this.alarms.push(
       {
         metric: "visible",
         spec: {
           name: ALARM.up,
-          statistic: "Average",
+          statistic: "Maximum",
           periodSeconds: vars.scaleUpPeriodSeconds,
           evaluationPeriods: vars.scaleUpEvaluationPeriods,
           threshold: vars.scaleUpThreshold,
           comparison: "GreaterThanThreshold",
+          treatMissingData: "notBreaching",
         },
       },
       {
         metric: "visible",
         spec: {
           name: ALARM.down,
-          statistic: "Average",
+          statistic: "Maximum",
           periodSeconds: vars.scaleDownPeriodSeconds,
           evaluationPeriods: vars.scaleDownEvaluationPeriods,
           threshold: vars.scaleDownThreshold,
           comparison: "LessThanThreshold",
+          treatMissingData: "breaching",
         },
       },
     );
-    if (vars.minSize === 0) this.alarms.push(activationAlarm());
+    if (vars.minSize === 0) this.alarms.push(activationAlarm(vars));
   }
 
   decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep {
@@ -160,20 +178,19 @@ class StepPolicy extends BasePolicy {
     const states = Object.fromEntries(Object.entries(alarms).map(([k, v]) => [k, v.state]));
     const activation = this.activate(minute, group, alarms[ALARM.activation]?.state);
     if (activation) return { action: activation, alarms: states };
-    if (minute + 1 < this.cooldownUntil) return { alarms: states };
     const v = this.vars;
+    const now = minute + 1;
     const up = alarms[ALARM.up];
     if (up?.state === "ALARM") {
       const large = up.value !== undefined && up.value >= v.scaleUpThreshold * v.scaleUpLargeThresholdMultiple;
-      const step = large ? v.scaleUpLargeAdjustment : v.scaleUpAdjustment;
-      const action = this.apply(minute, group, ALARM.up, group.desired + step, `visible ${fmt(up.value)} > ${v.scaleUpThreshold}`);
-      if (action) this.cooldownUntil = minute + 1 + v.scaleUpCooldownSeconds / 60;
-      return { action, alarms: states };
+      const target = group.warmedUp(now, this.upWarmupMinutes) + (large ? v.scaleUpLargeAdjustment : v.scaleUpAdjustment);
+      if (group.clamp(target) <= group.desired) return { alarms: states };
+      return { action: this.apply(minute, group, ALARM.up, target, `visible ${fmt(up.value)} > ${v.scaleUpThreshold}`), alarms: states };
     }
     const down = alarms[ALARM.down];
-    if (down?.state === "ALARM") {
+    if (down?.state === "ALARM" && now >= this.cooldownUntil) {
       const action = this.apply(minute, group, ALARM.down, group.desired - v.scaleDownAdjustment, `visible ${fmt(down.value)} < ${v.scaleDownThreshold}`);
-      if (action) this.cooldownUntil = minute + 1 + v.scaleDownCooldownSeconds / 60;
+      if (action) this.cooldownUntil = now + v.scaleDownCooldownSeconds / 60;
       return { action, alarms: states };
     }
     return { alarms: states };
@@ -204,7 +221,7 @@ class TargetTrackingPolicy extends BasePolicy {
         },
       },
     );
-    if (vars.minSize === 0) this.alarms.push(activationAlarm());
+    if (vars.minSize === 0) this.alarms.push(activationAlarm(vars));
   }
 
   decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep {
@@ -225,7 +242,9 @@ class TargetTrackingPolicy extends BasePolicy {
     if (low?.state === "ALARM" && low.value !== undefined && group.warming(now, this.warmupMinutes) === 0) {
       const needed = Math.ceil((group.counts().inService * low.value) / target);
       const floor = group.desired - Math.max(1, Math.floor(group.desired * TT_SCALE_IN_FRACTION));
-      const action = this.apply(minute, group, ALARM.low, Math.max(needed, floor), `backlog/instance ${fmt(low.value)} < ${fmt(target * TT_LOW_FRACTION)}`);
+      // Scale-in never raises desired, even when protected instances keep more running than desired.
+      const to = Math.min(group.desired, Math.max(needed, floor));
+      const action = this.apply(minute, group, ALARM.low, to, `backlog/instance ${fmt(low.value)} < ${fmt(target * TT_LOW_FRACTION)}`);
       return { action, alarms: states };
     }
     return { alarms: states };

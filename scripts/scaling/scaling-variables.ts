@@ -16,7 +16,7 @@ export interface ScalingVariables {
   scaleUpPeriodSeconds: number;
   /** Instances added per scale-out action. */
   scaleUpAdjustment: number;
-  /** Instances added instead when the metric is at least threshold × largeThresholdMultiple (a second step). */
+  /** Instances added instead when the metric is at least threshold × largeThresholdMultiple (terraform: 0 = off). */
   scaleUpLargeAdjustment: number;
   scaleUpLargeThresholdMultiple: number;
   /** Step mode, scale-in alarm: ApproximateNumberOfMessagesVisible < threshold for N periods. */
@@ -24,11 +24,15 @@ export interface ScalingVariables {
   scaleDownEvaluationPeriods: number;
   scaleDownPeriodSeconds: number;
   scaleDownAdjustment: number;
+  /** Scale-up is a StepScaling policy: this is its estimated instance warmup (AWS step policies have no cooldown). */
   scaleUpCooldownSeconds: number;
+  /** Scale-down is a SimpleScaling policy: its cooldown. */
   scaleDownCooldownSeconds: number;
   /** Target-tracking mode: target of (visible + in flight) ÷ InService instances. */
   targetBacklogPerInstance: number;
   targetTrackingWarmupSeconds: number;
+  /** With min_size 0: activation when backlog (visible + in flight) exceeds this while no instance is InService. */
+  scaleFromZeroBacklogThreshold: number;
   minSize: number;
   maxSize: number;
   /** Launch to InService and taking work (p5 boot plus model load). */
@@ -44,17 +48,17 @@ export const FALLBACKS: Readonly<Record<string, number | string>> = {
   scale_up_evaluation_periods: 2,
   scale_up_period_seconds: 60,
   scale_up_adjustment: 1,
-  // No second step unless terraform declares one: the same adjustment at any breach size.
-  scale_up_large_adjustment: Number.NaN,
-  scale_up_large_threshold_multiple: Number.POSITIVE_INFINITY,
+  scale_up_large_adjustment: 0,
+  scale_up_large_threshold_multiple: 5,
   scale_down_threshold: 10,
   scale_down_evaluation_periods: 5,
   scale_down_period_seconds: 60,
   scale_down_adjustment: 1,
   scale_up_cooldown_seconds: 300,
   scale_down_cooldown_seconds: 600,
-  target_backlog_per_instance: 200,
+  target_backlog_per_instance: 2000,
   target_tracking_warmup_seconds: 480,
+  scale_from_zero_backlog_threshold: 0,
   min_size: 2,
   max_size: 8,
   instance_warmup_seconds: 480,
@@ -83,7 +87,6 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
     const v = value(name);
     const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
     if (typeof n !== "number" || Number.isNaN(n)) {
-      if (Number.isNaN(FALLBACKS[name]) && !(name in raw)) return Number.NaN;
       problems.push(`${name}: ${JSON.stringify(v)} is not a number`);
       return Number.NaN;
     }
@@ -103,7 +106,7 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
     scaleUpEvaluationPeriods: num("scale_up_evaluation_periods", 1),
     scaleUpPeriodSeconds: period("scale_up_period_seconds"),
     scaleUpAdjustment: num("scale_up_adjustment", 1),
-    scaleUpLargeAdjustment: num("scale_up_large_adjustment", 1),
+    scaleUpLargeAdjustment: num("scale_up_large_adjustment", 0),
     scaleUpLargeThresholdMultiple: num("scale_up_large_threshold_multiple", 1),
     scaleDownThreshold: num("scale_down_threshold", 0),
     scaleDownEvaluationPeriods: num("scale_down_evaluation_periods", 1),
@@ -113,14 +116,15 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
     scaleDownCooldownSeconds: num("scale_down_cooldown_seconds", 0),
     targetBacklogPerInstance: num("target_backlog_per_instance", Number.MIN_VALUE),
     targetTrackingWarmupSeconds: num("target_tracking_warmup_seconds", 0),
+    scaleFromZeroBacklogThreshold: num("scale_from_zero_backlog_threshold", 0),
     minSize: num("min_size", 0),
     maxSize: num("max_size", 1),
     instanceWarmupSeconds: num("instance_warmup_seconds", 0),
     lifecycleHookTimeoutSeconds: num("lifecycle_hook_timeout_seconds", 30),
     gpuInstanceType: String(value("gpu_instance_type")),
   };
-  // A large step without its multiple (or the reverse) means "no second step".
-  if (Number.isNaN(vars.scaleUpLargeAdjustment)) vars.scaleUpLargeAdjustment = vars.scaleUpAdjustment;
+  // terraform's 0 means "no second step": the same adjustment at any breach size.
+  if (vars.scaleUpLargeAdjustment === 0) vars.scaleUpLargeAdjustment = vars.scaleUpAdjustment;
   if (vars.minSize > vars.maxSize) problems.push(`min_size ${vars.minSize} is above max_size ${vars.maxSize}`);
   for (const [name, n] of [["min_size", vars.minSize], ["max_size", vars.maxSize]] as const) {
     if (!Number.isInteger(n)) problems.push(`${name}: ${n} is not a whole number of instances`);

@@ -1,6 +1,7 @@
 /**
  * One variable set replayed against one load profile, minute by minute. Order inside minute k:
- *   1. the group advances: instances whose boot finished go InService, drained ones terminate;
+ *   1. the group advances: instances whose boot finished go InService, drained ones terminate, a surplus held by
+ *      scale-in protection starts draining if the workers were idle at the end of the last minute;
  *   2. jobs arrive and InService workers start them at InService × throughput (the queue model);
  *   3. SQS publishes the minute's datapoints (visible, in flight, backlog per instance), sampled at its end;
  *   4. alarms are evaluated on the datapoints they can see (lagged), policies act; changes apply from minute k + 1.
@@ -23,6 +24,8 @@ export interface ModelOptions {
   metricLagMinutes: number;
   /** Instances InService at minute 0 (default min_size). */
   initialInstances?: number;
+  /** Workers protect their instance from scale-in while holding jobs (terraform's workers do). Default true. */
+  scaleInProtection?: boolean;
 }
 
 export interface MinuteRecord {
@@ -63,16 +66,18 @@ export function simulate(vars: ScalingVariables, arrivals: readonly number[], op
     bootMinutes: Math.ceil(options.bootSeconds / 60),
     drainMinutes: drainMinutes(options.jobSeconds, vars.lifecycleHookTimeoutSeconds),
     initialInService: options.initialInstances ?? vars.minSize,
+    scaleInProtection: options.scaleInProtection ?? true,
   });
   const policy = createScalingPolicy(vars, { metricLagMinutes: options.metricLagMinutes });
   const queue = new FluidQueue();
-  const metrics: ScalingMetrics = { visible: [], backlog: [], backlogPerInstance: [] };
+  const metrics: ScalingMetrics = { visible: [], backlog: [], backlogPerInstance: [], backlogWithoutWorkers: [] };
   const minutes: MinuteRecord[] = [];
   const actions: ScalingAction[] = [];
   const perInstancePerMinute = options.throughputJobsPerSecond * 60;
 
+  let workersIdle = true;
   arrivals.forEach((arrived, k) => {
-    group.advance(k);
+    group.advance(k, workersIdle);
     const counts = group.counts();
     const billed = group.billable();
     const outcome = queue.step(arrived, counts.inService * perInstancePerMinute);
@@ -80,6 +85,8 @@ export function simulate(vars: ScalingVariables, arrivals: readonly number[], op
     metrics.visible.push(outcome.depth);
     metrics.backlog.push(outcome.depth + inFlight);
     metrics.backlogPerInstance.push(counts.inService > 0 ? (outcome.depth + inFlight) / counts.inService : undefined);
+    metrics.backlogWithoutWorkers.push(counts.inService > 0 ? 0 : outcome.depth + inFlight);
+    workersIdle = outcome.depth + inFlight < Math.max(1, counts.inService);
     const desiredBefore = group.desired;
     const step = policy.decide(k, group, metrics);
     if (step.action) actions.push(step.action);

@@ -1,0 +1,254 @@
+/**
+ * The scaling simulator: one scenario checked by hand, invariants over many scenarios, scale from zero, and the
+ * building blocks (alarm evaluation, queue conservation, CSV profiles, variables). Pure and fast, except the last
+ * test, which runs the CLI once against terraform/.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { ConfigError } from "../shared/errors.ts";
+import { evaluateAlarm, type AlarmSpec } from "../scripts/scaling/alarm.ts";
+import { arrivalsPerMinute, parseArrivalsCsv } from "../scripts/scaling/load-profile.ts";
+import { FluidQueue } from "../scripts/scaling/queue-model.ts";
+import { toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
+import { simulate, type ModelOptions, type SimulationResult } from "../scripts/scaling/simulation.ts";
+import { summarize, waitQuantile } from "../scripts/scaling/summary.ts";
+
+const run = promisify(execFile);
+
+test("hand-checked: constant load above one instance's capacity scales out once and the wait returns under the SLA", () => {
+  // One instance starts 60 jobs/min (1 job/s); 100 jobs/min arrive; max 2 instances; boot 8 min; no metric lag;
+  // scale-in off (threshold 0) so only the scale-out is in play.
+  //   Queue grows 40/min: depth at the end of minute k = 40(k+1). Datapoints 80, 120, 160…: > 100 from minute 2;
+  //   2 consecutive periods → ALARM at the end of minute 3 → launch at 4 → InService at 12.
+  //   Depth peaks at 40 × 12 = 480 (end of minute 11), then drains at 120 − 100 = 20/min: empty at minute 36.
+  //   Job x (x-th to arrive) arrives at x/100. Before 12 it starts at x/60 (wait x/150: 0 → 4.8 min, 720 jobs);
+  //   after, at 12 + (x − 720)/120 (wait 6 − x/600: 4.8 → 0 min, jobs 720…3600); the 2,400 after 36 wait 0.
+  //   Wait CDF over 6,000 jobs: F(w) = 2400 + 750 w (w in min) → p50: 0.8 min = 48 s; p95: 4.4 min = 264 s;
+  //   max 4.8 min = 288 s. Oldest age at time t: 0.4 t before 12, 7.2 − 0.2 t after; over a 2.5 min SLA for
+  //   6.25 < t < 23.5, i.e. end-of-minute samples t = 7…23: minutes 6…22, 17 minutes.
+  //   Instance-minutes: 60 + (60 − 4) = 116; at $60/h: $116.
+  const vars = toScalingVariables({ min_size: 1, max_size: 2, scale_down_threshold: 0 });
+  const result = simulate(vars, new Array(60).fill(100), { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricLagMinutes: 0 });
+  const summary = summarize(result, { slaSeconds: 150, pricePerHour: 60 });
+
+  assert.deepEqual(result.actions.map((a) => [a.minute, a.policy, a.from, a.to]), [[3, "scale-up", 1, 2]]);
+  assert.equal(result.minutes[11]!.inService, 1);
+  assert.equal(result.minutes[12]!.inService, 2);
+  assert.ok(Math.abs(summary.p50WaitSeconds - 48) < 0.01, `p50 ${summary.p50WaitSeconds}`);
+  assert.ok(Math.abs(summary.p95WaitSeconds - 264) < 0.01, `p95 ${summary.p95WaitSeconds}`);
+  assert.equal(summary.maxWaitSeconds, 288);
+  assert.equal(summary.maxDepth, 480);
+  assert.equal(summary.minutesOverSla, 17);
+  const over = result.minutes.filter((m) => m.oldestAgeSeconds > 150).map((m) => m.minute);
+  assert.deepEqual([over[0], over.at(-1)], [6, 22]);
+  assert.equal(result.minutes[35]!.depth, 0);
+  assert.equal(summary.instanceHours, 1.93);
+  assert.equal(summary.costUsd, 116);
+  assert.equal(summary.jobsQueuedAtEnd, 0);
+});
+
+const BASE_MODEL: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 20, metricLagMinutes: 1 };
+
+interface Scenario {
+  name: string;
+  raw: Record<string, unknown>;
+  arrivals: number[];
+}
+
+function scenarios(): Scenario[] {
+  const spike = arrivalsPerMinute({ kind: "spike", ratePerMinute: 40, minutes: 300, multiple: 10, startMinute: 60, durationMinutes: 30 });
+  const diurnal = arrivalsPerMinute({ kind: "diurnal", ratePerMinute: 120, minutes: 1440, amplitude: 0.9, troughMinute: 240 });
+  const bursts = Array.from({ length: 600 }, (_, m) => (m % 120 < 15 ? 400 : m % 120 < 60 ? 30 : 0));
+  const out: Scenario[] = [];
+  for (const [profile, arrivals] of [["spike", spike], ["diurnal", diurnal], ["bursts", bursts]] as const) {
+    for (const mode of ["step", "target_tracking"]) {
+      for (const min of [0, 2]) {
+        for (const large of [0, 3]) {
+          out.push({
+            name: `${profile}/${mode}/min${min}/large${large}`,
+            arrivals,
+            raw: { scaling_mode: mode, min_size: min, max_size: 8, target_backlog_per_instance: 40, scale_up_large_adjustment: large },
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+test("invariants: capacity within [min, max], cooldowns and warmups respected, scale-in only on a breaching low alarm", () => {
+  for (const { name, raw, arrivals } of scenarios()) {
+    for (const scaleInProtection of [true, false]) {
+      const vars = toScalingVariables(raw);
+      const result = simulate(vars, arrivals, { ...BASE_MODEL, scaleInProtection });
+      const label = `${name}${scaleInProtection ? "" : "/unprotected"}`;
+      for (const m of result.minutes) {
+        assert.ok(m.desired >= vars.minSize && m.desired <= vars.maxSize, `${label} minute ${m.minute}: desired ${m.desired}`);
+        const active = m.inService + m.pending;
+        assert.ok(active >= vars.minSize && active <= vars.maxSize, `${label} minute ${m.minute}: ${active} instances`);
+      }
+      checkStepTiming(label, vars, result, scaleInProtection);
+      checkScaleInOnLowAlarm(label, vars, result, arrivals.length);
+    }
+  }
+});
+
+/**
+ * Step mode. Scale-down (simple scaling): actions at least the cooldown apart. Scale-up (step scaling with an
+ * estimated instance warmup): it never adds more than a step beyond the instances already running; and with one
+ * step size and no protected surplus (desired = running), two scale-ups are at least the warmup apart — the second
+ * needs the first one's instance warmed up.
+ */
+function checkStepTiming(label: string, vars: ReturnType<typeof toScalingVariables>, result: SimulationResult, protectedSurplus: boolean): void {
+  if (vars.scalingMode !== "step") return;
+  const downs = result.actions.filter((a) => a.policy === "scale-down");
+  for (let i = 1; i < downs.length; i++) {
+    const gap = downs[i]!.minute - downs[i - 1]!.minute;
+    assert.ok(gap * 60 >= vars.scaleDownCooldownSeconds, `${label}: scale-downs ${gap} min apart`);
+  }
+  const oneStep = vars.scaleUpLargeAdjustment === vars.scaleUpAdjustment && !protectedSurplus;
+  let previous: (typeof result.actions)[number] | undefined;
+  for (const action of result.actions) {
+    if (action.policy !== "scale-up") {
+      previous = undefined; // another policy moved desired: the next scale-up starts afresh
+      continue;
+    }
+    const running = result.minutes[action.minute]!.inService + result.minutes[action.minute]!.pending;
+    assert.ok(action.to <= running + vars.scaleUpLargeAdjustment, `${label}: scale-up to ${action.to} with ${running} running`);
+    if (oneStep && previous) {
+      const gap = action.minute - previous.minute;
+      assert.ok(gap * 60 >= vars.scaleUpCooldownSeconds, `${label}: scale-ups ${gap} min apart`);
+    }
+    previous = action;
+  }
+}
+
+/**
+ * Every policy scale-in happened while its low alarm breached — recomputed here from the recorded series, not from
+ * the alarm module: the datapoints the alarm could see (lag 1) over its evaluation periods were all below threshold.
+ */
+function checkScaleInOnLowAlarm(label: string, vars: ReturnType<typeof toScalingVariables>, result: SimulationResult, minutes: number): void {
+  const lag = BASE_MODEL.metricLagMinutes;
+  const step = vars.scalingMode === "step";
+  const periods = step ? vars.scaleDownEvaluationPeriods : 15;
+  const threshold = step ? vars.scaleDownThreshold : 0.9 * vars.targetBacklogPerInstance;
+  for (const action of result.actions.filter((a) => a.policy === "scale-down" || a.policy === "tt-low")) {
+    assert.equal(action.direction, "in");
+    const last = action.minute - lag;
+    assert.ok(last - periods + 1 >= 0, `${label}: scale-in at ${action.minute} before the alarm had ${periods} periods`);
+    for (let j = last - periods + 1; j <= last; j++) {
+      const m = result.minutes[j]!;
+      const value = step ? m.depth : (m.depth + m.inFlight) / m.inService;
+      assert.ok(value < threshold, `${label}: scale-in at ${action.minute} but minute ${j} read ${value} ≥ ${threshold}`);
+    }
+  }
+  assert.ok(result.minutes.length === minutes);
+}
+
+test("min_size 0: from zero instances a backlog triggers a launch and the first job waits at least the boot time", () => {
+  for (const mode of ["step", "target_tracking"]) {
+    const vars = toScalingVariables({ scaling_mode: mode, min_size: 0, max_size: 4 });
+    // A trickle: 5 jobs a minute, far below the step threshold (100) and the tracking target.
+    const result = simulate(vars, new Array(60).fill(5), BASE_MODEL);
+    assert.equal(result.minutes[0]!.inService + result.minutes[0]!.pending, 0, mode);
+    const first = result.actions[0];
+    assert.ok(first, `${mode}: no scaling action`);
+    assert.equal(first.policy, "activation");
+    assert.deepEqual([first.from, first.to], [0, 1]);
+    // 2 periods of data (minutes 0, 1) seen with 1 minute lag: ALARM at the end of minute 2, launch at 3, ready at 11.
+    assert.equal(first.minute, 2);
+    const firstStart = result.minutes.findIndex((m) => m.started > 0);
+    assert.equal(firstStart, 11, mode);
+    const summary = summarize(result, { slaSeconds: 300, pricePerHour: 1 });
+    // The first job arrived at t = 0 and started at t = 11 min: the cold start is paid in full.
+    assert.ok(summary.maxWaitSeconds >= BASE_MODEL.bootSeconds, `${mode}: max wait ${summary.maxWaitSeconds}`);
+    assert.equal(summary.maxWaitSeconds, 660);
+    assert.ok(summary.minutesOverSla > 0);
+  }
+});
+
+test("alarm: M of N periods, period statistics, lag, missing data", () => {
+  const spec: AlarmSpec = { name: "a", statistic: "Average", periodSeconds: 120, evaluationPeriods: 2, threshold: 10, comparison: "GreaterThanThreshold" };
+  const data = [0, 30, 0, 30, 0, 0];
+  // Periods (2 min): [0,1] avg 15, [2,3] avg 15, [4,5] avg 0.
+  assert.equal(evaluateAlarm(spec, data, 3, 0).state, "ALARM");
+  // With a minute of lag only period [0,1] is complete: 1 breaching of the 2 needed.
+  assert.equal(evaluateAlarm(spec, data, 3, 1).state, "OK");
+  assert.equal(evaluateAlarm(spec, data, 5, 0).state, "OK");
+  assert.equal(evaluateAlarm({ ...spec, statistic: "Maximum", threshold: 29 }, data, 5, 0).state, "OK");
+  assert.equal(evaluateAlarm({ ...spec, datapointsToAlarm: 1 }, data, 5, 0).state, "ALARM");
+  assert.equal(evaluateAlarm({ ...spec, statistic: "Sum", threshold: 29 }, data, 3, 0).state, "ALARM");
+  const gaps = [undefined, undefined, undefined, undefined];
+  assert.equal(evaluateAlarm(spec, gaps, 3, 0).state, "INSUFFICIENT_DATA");
+  assert.equal(evaluateAlarm({ ...spec, treatMissingData: "breaching" }, gaps, 3, 0).state, "ALARM");
+  assert.equal(evaluateAlarm({ ...spec, treatMissingData: "notBreaching" }, gaps, 3, 0).state, "OK");
+  // Before the run there is no history, whatever the treatment: no alarm in the first minute.
+  assert.equal(evaluateAlarm({ ...spec, periodSeconds: 60, treatMissingData: "breaching" }, [50], 0, 0).state, "OK");
+});
+
+test("queue: jobs are conserved and waits follow FIFO order", () => {
+  const queue = new FluidQueue();
+  const arrivals = [50, 0, 120, 10, 0, 0, 300, 5];
+  const capacity = [0, 20, 60, 60, 200, 0, 100, 400];
+  let started = 0;
+  arrivals.forEach((a, k) => {
+    const out = queue.step(a, capacity[k]!);
+    started += out.started;
+    const arrived = arrivals.slice(0, k + 1).reduce((x, y) => x + y, 0);
+    assert.ok(Math.abs(arrived - started - out.depth) < 1e-6, `minute ${k}`);
+  });
+  const jobs = [...queue.waits, ...queue.pendingWaits()].reduce((sum, s) => sum + s.jobs, 0);
+  assert.ok(Math.abs(jobs - 485) < 1e-6);
+  // The 50 jobs of minute 0 wait for minute 1's 20 starts and minute 2's: nobody starts before minute 1.
+  assert.ok(queue.waits.every((s) => s.fromWait >= 0 && s.toWait >= 0));
+  assert.ok(waitQuantile(queue.waits, 0) >= 0);
+  assert.ok(waitQuantile(queue.waits, 1) >= 1, "minute-0 jobs waited at least a minute");
+});
+
+test("load profiles: CSV with header and timestamps, spike and diurnal shapes", () => {
+  assert.deepEqual(parseArrivalsCsv("minute,arrivals\n2024-05-01T10:00Z,12\n# gap\n\n2024-05-01T10:01Z,0\n7\n", "x.csv"), [12, 0, 7]);
+  assert.throws(() => parseArrivalsCsv("a\n1\n-3\n", "bad.csv"), ConfigError);
+  assert.throws(() => parseArrivalsCsv("", "empty.csv"), ConfigError);
+  const spike = arrivalsPerMinute({ kind: "spike", ratePerMinute: 10, minutes: 100, multiple: 10, startMinute: 20, durationMinutes: 30 });
+  assert.deepEqual([spike[19], spike[20], spike[49], spike[50]], [10, 100, 100, 10]);
+  const day = arrivalsPerMinute({ kind: "diurnal", ratePerMinute: 100, minutes: 1440, amplitude: 0.5, troughMinute: 240 });
+  assert.ok(Math.abs(day[240]! - 50) < 1e-9 && Math.abs(day[960]! - 150) < 1e-9);
+  assert.ok(Math.abs(day.reduce((a, b) => a + b, 0) / 1440 - 100) < 1e-6);
+});
+
+test("variables: fallbacks for undeclared ones, every problem reported", () => {
+  const vars = toScalingVariables({});
+  assert.equal(vars.scalingMode, "step");
+  assert.equal(vars.scaleUpThreshold, 100);
+  assert.equal(vars.scaleUpLargeAdjustment, vars.scaleUpAdjustment, "0 (off) means the same step at any size");
+  assert.equal(vars.scaleUpLargeAdjustment, 1);
+  assert.throws(
+    () => toScalingVariables({ scaling_mode: "predictive", min_size: 9, scale_up_period_seconds: 90 }),
+    (err: unknown) => err instanceof ConfigError && err.issues.length === 3,
+  );
+});
+
+test("CLI: default spike run compares step and target tracking, writes JSON and HTML, ends with a JSON line", async () => {
+  const outDir = await mkdtemp(path.join(tmpdir(), "scaling-"));
+  try {
+    const cli = path.join(import.meta.dirname, "..", "scripts", "simulate-scaling.ts");
+    const { stdout } = await run(process.execPath, ["--import", "tsx", cli, "--profile", "spike", "--out-dir", outDir, "--bench", path.join(outDir, "none.json")], {
+      cwd: path.join(import.meta.dirname, ".."),
+    });
+    const last = JSON.parse(stdout.trim().split("\n").at(-1)!) as { variants: Array<{ name: string; costUsd: number }> };
+    assert.deepEqual(last.variants.map((v) => v.name.split(",")[0]), ["step", "target tracking"]);
+    assert.ok(last.variants.every((v) => v.costUsd > 0));
+    const json = JSON.parse(await readFile(path.join(outDir, "spike.json"), "utf8")) as { variants: Array<{ series: { depth: number[] } }> };
+    assert.equal(json.variants[0]!.series.depth.length, 240);
+    const html = await readFile(path.join(outDir, "report.html"), "utf8");
+    assert.ok(html.includes("<svg") && !html.includes("<script"));
+    assert.ok((await stat(path.join(outDir, "report.html"))).size > 10_000);
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+  }
+});
