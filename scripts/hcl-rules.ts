@@ -184,7 +184,10 @@ function tunables(module: TerraformModule): Array<{ where: string; value: unknow
   };
   for (const { address, body } of resources(module, "aws_cloudwatch_metric_alarm")) {
     add(address, body, ["threshold", "period", "evaluation_periods", "datapoints_to_alarm"]);
-    for (const q of list(body.metric_query)) for (const m of list(q.metric)) add(`${address}.metric_query[${String(q.id)}]`, m, ["period"]);
+    const dynamicQueries = list((body.dynamic as Body | undefined)?.metric_query).flatMap((d) => list(d.content));
+    for (const q of [...list(body.metric_query), ...dynamicQueries]) {
+      for (const m of list(q.metric)) add(`${address}.metric_query[${String(q.id)}]`, m, ["period"]);
+    }
   }
   for (const { address, body } of resources(module, "aws_autoscaling_policy")) {
     add(address, body, ["cooldown", "estimated_instance_warmup", "scaling_adjustment"]);

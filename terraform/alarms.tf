@@ -1,5 +1,12 @@
 # Operational alarms (notify people; they do not scale). Actions go to alarm_sns_topic_arns.
 
+locals {
+  queue_depth_metrics = {
+    visible   = "ApproximateNumberOfMessagesVisible"
+    in_flight = "ApproximateNumberOfMessagesNotVisible"
+  }
+}
+
 resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   alarm_name          = "${var.name}-dlq-not-empty"
   alarm_description   = "Jobs were dead-lettered after max_receive_count deliveries. Inspect with `make dlq`; redrive once fixed."
@@ -61,25 +68,18 @@ resource "aws_cloudwatch_metric_alarm" "no_in_service_workers" {
     }
   }
 
-  metric_query {
-    id = "visible"
-    metric {
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesVisible"
-      dimensions  = { QueueName = aws_sqs_queue.jobs.name }
-      stat        = "Maximum"
-      period      = var.alarm_period_seconds
-    }
-  }
-
-  metric_query {
-    id = "in_flight"
-    metric {
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesNotVisible"
-      dimensions  = { QueueName = aws_sqs_queue.jobs.name }
-      stat        = "Maximum"
-      period      = var.alarm_period_seconds
+  # Queue depth only matters (and is only fetched) with min_size 0, where an empty fleet is fine while idle.
+  dynamic "metric_query" {
+    for_each = { for id, metric in local.queue_depth_metrics : id => metric if var.min_size == 0 }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = "AWS/SQS"
+        metric_name = metric_query.value
+        dimensions  = { QueueName = aws_sqs_queue.jobs.name }
+        stat        = "Maximum"
+        period      = var.alarm_period_seconds
+      }
     }
   }
 }

@@ -155,6 +155,8 @@ resource "aws_autoscaling_group" "workers" {
     preferences {
       min_healthy_percentage = 50
       instance_warmup        = var.instance_warmup_seconds
+      # Busy workers are scale-in protected; a refresh still replaces them, draining through the lifecycle hook.
+      scale_in_protected_instances = "Refresh"
     }
   }
 
