@@ -187,6 +187,7 @@ export class Engine {
       this.counters.generationTokens += spec.outputTokens;
       this.observer?.onStep(0, spec.outputTokens, spec.promptTokens, 0);
       this.finish(seq, spec.finishReason, seq.arrivalMs);
+      this.notifyWaiters();
       return seq;
     }
     this.waiting.push(seq);
@@ -204,23 +205,24 @@ export class Engine {
       // Left in the FIFO and skipped when reached: O(1) now.
       this.abortedWaiting++;
       this.finish(seq, "abort");
+      this.notifyWaiters();
     }
     // Running: freed at the end of the current step (its KV stays allocated until then, as on a GPU).
   }
 
   /** Fail every request in flight (engine death). The engine stays usable. */
   failAll(): void {
-    for (const seq of this.waiting.drain()) this.finish(seq, seq.aborted ? "abort" : "error");
+    this.clearTimer();
+    // Reset first, report after: a callback may submit again and must find a consistent, idle engine.
+    const victims = [...this.waiting.drain(), ...this.running];
     this.abortedWaiting = 0;
-    for (const seq of this.running) {
-      this.kvUsed -= seq.kvTokens;
-      seq.kvTokens = 0;
-      this.finish(seq, seq.aborted ? "abort" : "error");
-    }
     this.running = [];
     this.batch.length = 0;
     this.kvUsed = 0;
-    this.clearTimer();
+    for (const seq of victims) {
+      seq.kvTokens = 0;
+      this.finish(seq, seq.aborted ? "abort" : "error");
+    }
     this.notifyWaiters();
   }
 
