@@ -11,13 +11,15 @@
 locals {
   step            = var.scaling_mode == "step"
   target_tracking = var.scaling_mode == "target_tracking"
+
   # Second scale-up step, relative to the alarm threshold: it starts at threshold x multiple.
-  large_step_offset = var.scale_up_threshold * (var.scale_up_large_threshold_multiple - 1)
   large_step        = var.scale_up_large_adjustment > 0
+  large_step_offset = var.scale_up_threshold * (var.scale_up_large_threshold_multiple - 1)
   scale_up_steps = concat(
     [{ lower = 0, upper = local.large_step ? local.large_step_offset : null, adjustment = var.scale_up_adjustment }],
     local.large_step ? [{ lower = local.large_step_offset, upper = null, adjustment = var.scale_up_large_adjustment }] : [],
   )
+
   queue_dimensions = { QueueName = aws_sqs_queue.jobs.name }
   asg_dimensions   = { AutoScalingGroupName = aws_autoscaling_group.workers.name }
 }

@@ -5,6 +5,7 @@
  */
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -111,6 +112,61 @@ describe("scripts/hcl.ts", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * Enough of templatefile() for our user data: ${name}, $${ escapes, and %{ if name != "" ~} ... %{ endif ~}.
+ * Anything else throws, so a new construct in the template makes this test ask for support instead of passing.
+ */
+function renderTemplate(template: string, vars: Record<string, string>): string {
+  const value = (name: string) => {
+    if (!(name in vars)) throw new Error(`template reads ${name}, not provided`);
+    return vars[name]!;
+  };
+  const withIfs = template.replace(/%\{ if (\w+) != "" ~\}\n([\s\S]*?)%\{ endif ~\}\n/g, (_m, name: string, body: string) => (value(name) !== "" ? body : ""));
+  if (/(?<!%)%\{/.test(withIfs)) throw new Error("unsupported template directive");
+  return withIfs.replace(/(?<!\$)\$\{(\w+)\}/g, (_m, name: string) => value(name)).replaceAll("$${", "${");
+}
+
+function bashSyntaxErrors(script: string): string {
+  const run = spawnSync("bash", ["-n"], { input: script, encoding: "utf8" });
+  return run.status === 0 ? "" : run.stderr;
+}
+
+describe("worker user data", () => {
+  const vars: Record<string, string> = {
+    region: "us-east-1",
+    env_parameter_name: "/llm-fleet/worker/env",
+    db_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1",
+    db_host: "db.example.internal",
+    db_port: "5432",
+    db_name: "llmfleet",
+    redis_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:llm-fleet/redis-auth-token",
+    redis_host: "master.redis.example.internal",
+    redis_port: "6379",
+    hf_token_secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf",
+    artifact_s3_uri: "s3://bucket/worker.tar.gz",
+    node_version: "20.20.2",
+    vllm_version: "0.12.0",
+    vllm_serve_args: "--tensor-parallel-size 1 --data-parallel-size 8",
+    log_group: "/llm-fleet/workers",
+    stop_timeout_sec: "150",
+    asg_name: "llm-fleet-workers",
+    hook_name: "llm-fleet-drain",
+  };
+
+  for (const hf of ["with", "without"]) {
+    it(`renders to valid bash, and so do the scripts it installs (${hf} a Hugging Face token)`, async () => {
+      const template = await readFile(path.join(TERRAFORM, "templates", "user_data.sh.tftpl"), "utf8");
+      const script = renderTemplate(template, { ...vars, hf_token_secret: hf === "with" ? vars.hf_token_secret! : "" });
+      assert.equal(script.includes("export HF_TOKEN="), hf === "with");
+      assert.equal(bashSyntaxErrors(script), "");
+      const installed = [...script.matchAll(/<<'SCRIPT'\n([\s\S]*?)\nSCRIPT\n/g)].map((m) => m[1]!);
+      assert.equal(installed.length, 4, "llm-fleet-exec, -vllm, -wait-vllm, -lifecycle");
+      for (const body of installed) assert.equal(bashSyntaxErrors(body), "", body.split("\n", 3).join("\n"));
+      assert.match(script, /TimeoutStopSec=150\n/);
+    });
+  }
 });
 
 describe("examples and docs", () => {
