@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { startVllmSimulator, type RunningSimulator, type SimulatorOptions } from "../scripts/simulators/vllm/server.ts";
+import { ConfigError } from "../shared/errors.ts";
+import {
+  PROFILES,
+  parseSimulatorOptions,
+  simulatorHelp,
+  startVllmSimulator,
+  type RunningSimulator,
+  type SimulatorOptions,
+} from "../scripts/simulators/vllm/server.ts";
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
 
@@ -341,4 +349,31 @@ test("close() fails in-flight requests, stops the clock and leaves no handles (t
   assert.equal(result.refused, true);
   assert.equal(result.stats.running, 0);
   assert.equal(result.stats.requestsFailed, 1);
+});
+
+test("options: profile defaults, env under flags, every bad value named at once", () => {
+  const o = parseSimulatorOptions(
+    ["--profile", "llama-3.1-70b-8xh100", "--max-num-seqs=64", "--error-kinds", "500,reset", "--engine-dead", "--time-scale", "0.5"],
+    { VLLM_SIM_MAX_NUM_SEQS: "8", VLLM_SIM_SEED: "9", VLLM_SIM_PORT: "0" },
+  );
+  assert.equal(o.profile, "llama-3.1-70b-8xh100");
+  assert.equal(o.model, PROFILES["llama-3.1-70b-8xh100"].model);
+  assert.equal(o.stepFixedMs, PROFILES["llama-3.1-70b-8xh100"].stepFixedMs);
+  assert.equal(o.maxNumSeqs, 64, "the flag wins over the env");
+  assert.equal(o.seed, 9);
+  assert.equal(o.port, 0);
+  assert.equal(o.host, "127.0.0.1");
+  assert.equal(o.timeScale, 0.5);
+  assert.deepEqual(o.faults.errorKinds, [500, "reset"]);
+  assert.equal(o.faults.engineDead, true);
+  assert.throws(
+    () => parseSimulatorOptions(["--max-num-seqs", "many", "--bogus", "1", "--error-rate", "3"], { VLLM_SIM_TIME_SCALE: "fast" }),
+    (err: unknown) =>
+      err instanceof ConfigError && err.issues.some((i) => i.includes("--max-num-seqs")) && err.issues.some((i) => i.includes("--bogus")) && err.issues.some((i) => i.includes("VLLM_SIM_TIME_SCALE")),
+  );
+  assert.throws(() => parseSimulatorOptions(["--max-model-len", "1000000"], {}), /kvCapacityTokens/);
+  assert.throws(() => parseSimulatorOptions(["--profile", "gpt-9"], {}), /unknown/);
+  for (const flag of ["--port", "--host", "--profile", "--model", "--max-num-seqs", "--kv-capacity-tokens", "--time-scale", "--stall-ms"]) {
+    assert.ok(simulatorHelp().includes(flag), flag);
+  }
 });
