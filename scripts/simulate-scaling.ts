@@ -29,7 +29,8 @@ const HELP = `Usage: make simulate ARGS="[options]"
 Load profile
   --profile constant|diurnal|spike|csv|<file.csv>   default spike
   --csv <file>             arrivals per minute, one row per minute (last field of each row)
-  --rate <jobs/min>        baseline rate; default half of one instance's capacity
+  --rate <jobs/min>        (mean / baseline) rate; default in instances' worth of throughput:
+                           constant 2.5, diurnal 2, spike 0.5
   --minutes <n>            horizon; default constant 180, spike 240, diurnal 1440, csv its length
   --spike-multiple <x>     default 10      --spike-start <min>  default 60   --spike-minutes <n>  default 30
   --amplitude <0-1>        diurnal swing around the mean, default 0.8; --trough-minute default 240 (04:00)
@@ -47,6 +48,7 @@ Model
   --job-seconds <s>        time a job is in flight; default worker-concurrency ÷ throughput (Little's law)
   --metric-lag-minutes <n> delay before an alarm sees a minute's datapoint; default 1
   --initial-instances <n>  InService at minute 0; default min_size
+  --scale-in-protection on|off   workers protect their instance while holding jobs (terraform's do); default on
   --sla-minutes <n>        default 5
   --price <USD/h>          default: the table price of gpu_instance_type (p5.48xlarge $98.32)
 Output
@@ -76,6 +78,7 @@ const options = {
   "job-seconds": { type: "string" },
   "metric-lag-minutes": { type: "string", default: "1" },
   "initial-instances": { type: "string" },
+  "scale-in-protection": { type: "string", default: "on" },
   "sla-minutes": { type: "string", default: "5" },
   price: { type: "string" },
   name: { type: "string" },
@@ -109,6 +112,7 @@ async function main(): Promise<void> {
     jobSeconds: optionalNumber(flags, "job-seconds", 0) ?? concurrency / throughput.jobsPerSecond,
     metricLagMinutes: Math.round(number(flags, "metric-lag-minutes", 0)),
     initialInstances: optionalNumber(flags, "initial-instances", 0),
+    scaleInProtection: onOff(flags["scale-in-protection"], "scale-in-protection"),
   };
   const slaSeconds = number(flags, "sla-minutes", 0) * 60;
   const priceFlag = optionalNumber(flags, "price", 0);
@@ -123,7 +127,8 @@ async function main(): Promise<void> {
   const inputs = [
     `profile: ${describeProfile(profile, arrivals)}`,
     `throughput: ${throughput.jobsPerSecond} jobs/s per InService instance (${throughput.source})`,
-    `boot to ready: ${model.bootSeconds / 60} min; job in flight: ${model.jobSeconds.toFixed(1)} s; metric lag: ${model.metricLagMinutes} min`,
+    `boot to ready: ${model.bootSeconds / 60} min; job in flight: ${model.jobSeconds.toFixed(1)} s; metric lag: ${model.metricLagMinutes} min; ` +
+      `scale-in protection while busy: ${model.scaleInProtection ? "on" : "off"}`,
     `SLA: oldest visible message younger than ${slaSeconds / 60} min; price: ${prices.map((p) => `$${p}/h`).join(", ")}`,
   ];
 
@@ -178,8 +183,10 @@ async function loadProfile(flags: Flags, perInstancePerMinute: number): Promise<
     return { kind: "csv", arrivals: minutes === undefined ? arrivals : arrivals.slice(0, minutes) };
   }
   if (kind === "csv") throw new ConfigError(["--profile csv needs --csv <file>"]);
-  // Default rate: half of one instance's capacity, so the default fleet (2) idles at 25 % and a 10× spike needs 5.
-  const ratePerMinute = optionalNumber(flags, "rate", 0) ?? perInstancePerMinute / 2;
+  // Default rates, in instances' worth of capacity: spike baseline 0.5 (the default fleet of 2 idles at 25 %, the
+  // 10× burst needs 5), constant 2.5 (needs one more than min_size), diurnal mean 2 (0.4 at night, 3.6 at peak).
+  const share = { constant: 2.5, diurnal: 2, spike: 0.5 }[kind as "constant" | "diurnal" | "spike"] ?? 1;
+  const ratePerMinute = optionalNumber(flags, "rate", 0) ?? perInstancePerMinute * share;
   const minutes = (fallback: number) => Math.round(optionalNumber(flags, "minutes", 1) ?? fallback);
   switch (kind) {
     case "constant":
@@ -249,6 +256,11 @@ function toJson(name: string, inputs: string[], profile: LoadProfileSpec, model:
       };
     }),
   };
+}
+
+function onOff(value: string, name: string): boolean {
+  if (value === "on" || value === "off") return value === "on";
+  throw new ConfigError([`--${name} ${value}: expected on or off`]);
 }
 
 function number(flags: Flags, name: keyof Flags, min: number): number {
