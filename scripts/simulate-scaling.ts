@@ -122,7 +122,8 @@ async function main(): Promise<void> {
     const pricePerHour = hourlyPrice(vars.gpuInstanceType, priceFlag);
     return runVariant(name, vars, arrivals, model, { slaSeconds, pricePerHour });
   });
-  const prices = [...new Set(runs.map((r) => hourlyPrice(r.variables.gpuInstanceType, priceFlag)))];
+  const prices = [...new Set(runs.map((r) => r.pricePerHour))];
+  const samePrice = prices.length === 1 ? prices[0] : undefined;
   const name = flags.name ?? (profile.kind === "csv" ? path.basename(flags.csv ?? flags.profile, ".csv") : profile.kind);
   const inputs = [
     `profile: ${describeProfile(profile, arrivals)}`,
@@ -137,9 +138,9 @@ async function main(): Promise<void> {
   const jsonFile = path.join(outDir, `${name}.json`);
   const htmlFile = path.join(outDir, "report.html");
   await writeFile(jsonFile, `${JSON.stringify(toJson(name, inputs, profile, model, slaSeconds, runs), null, 1)}\n`);
-  await writeFile(htmlFile, renderHtmlReport(runs, { title: `Scaling simulation: ${name}`, inputs, slaSeconds, pricePerHour: prices[0] ?? 0 }));
+  await writeFile(htmlFile, renderHtmlReport(runs, { title: `Scaling simulation: ${name}`, inputs, slaSeconds, pricePerHour: samePrice }));
 
-  process.stdout.write(`${inputs.join("\n")}\n\n${renderTable(runs, { slaSeconds, pricePerHour: prices[0] ?? 0 })}\n\n`);
+  process.stdout.write(`${inputs.join("\n")}\n\n${renderTable(runs, { slaSeconds, pricePerHour: samePrice })}\n\n`);
   process.stdout.write(`wrote ${jsonFile} and ${htmlFile}\n`);
   const summaryLine = { name, json: jsonFile, html: htmlFile, variants: runs.map((r) => ({ name: r.name, ...r.summary })) };
   process.stdout.write(`${JSON.stringify(summaryLine)}\n`);
@@ -236,6 +237,7 @@ function toJson(name: string, inputs: string[], profile: LoadProfileSpec, model:
       return {
         name: run.name,
         variables: run.variables,
+        pricePerHour: run.pricePerHour,
         summary: run.summary,
         actions: run.result.actions,
         // Columns, one value per minute: compact, and easy to plot elsewhere.

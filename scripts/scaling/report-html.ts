@@ -11,7 +11,8 @@ export interface ReportContext {
   /** Lines describing the inputs (profile, throughput, boot time, price...). */
   inputs: string[];
   slaSeconds: number;
-  pricePerHour: number;
+  /** Shown in the cost row's label when every variant pays the same; undefined when they differ. */
+  pricePerHour: number | undefined;
 }
 
 interface Series {
@@ -80,7 +81,7 @@ function summaryTable(runs: readonly VariantRun[], context: ReportContext): stri
     ["max depth", (r) => Math.round(r.summary.maxDepth).toLocaleString("en-US")],
     ["peak instances", (r) => String(r.summary.peakInstances)],
     ["instance-hours", (r) => r.summary.instanceHours.toFixed(1)],
-    [`cost (at $${context.pricePerHour}/h)`, (r) => `$${Math.round(r.summary.costUsd).toLocaleString("en-US")}`],
+    [context.pricePerHour === undefined ? "cost" : `cost (at $${context.pricePerHour}/h)`, (r) => `$${Math.round(r.summary.costUsd).toLocaleString("en-US")}`],
     ["scale-outs / scale-ins", (r) => `${r.summary.scaleOutActions} / ${r.summary.scaleInActions}`],
   ];
   const head = `<tr><th></th>${runs.map((r) => `<th>${esc(r.name)}</th>`).join("")}</tr>`;

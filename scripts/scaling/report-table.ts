@@ -3,7 +3,8 @@ import { describePolicy, type VariantRun } from "./variant.ts";
 
 export interface TableContext {
   slaSeconds: number;
-  pricePerHour: number;
+  /** Shown in the cost row's label when every variant pays the same; undefined when they differ. */
+  pricePerHour: number | undefined;
 }
 
 export function renderTable(runs: readonly VariantRun[], context: TableContext): string {
@@ -15,7 +16,7 @@ export function renderTable(runs: readonly VariantRun[], context: TableContext):
     ["max depth (visible)", (r) => count(r.summary.maxDepth)],
     ["peak instances", (r) => String(r.summary.peakInstances)],
     ["instance-hours", (r) => r.summary.instanceHours.toFixed(1)],
-    [`cost (at $${context.pricePerHour}/h)`, (r) => `$${count(r.summary.costUsd)}`],
+    [context.pricePerHour === undefined ? "cost" : `cost (at $${context.pricePerHour}/h)`, (r) => `$${count(r.summary.costUsd)}`],
     ["scale-outs / scale-ins", (r) => `${r.summary.scaleOutActions} / ${r.summary.scaleInActions}`],
     ["jobs arrived / queued at end", (r) => `${count(r.summary.jobsArrived)} / ${count(r.summary.jobsQueuedAtEnd)}`],
   ];

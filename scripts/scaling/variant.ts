@@ -9,6 +9,7 @@ import type { ScalingVariables } from "./scaling-variables.ts";
 export interface VariantRun {
   name: string;
   variables: ScalingVariables;
+  pricePerHour: number;
   result: SimulationResult;
   summary: Summary;
 }
@@ -21,7 +22,7 @@ export function runVariant(
   summaryOptions: SummaryOptions,
 ): VariantRun {
   const result = simulate(variables, arrivals, model);
-  return { name, variables, result, summary: summarize(result, summaryOptions) };
+  return { name, variables, pricePerHour: summaryOptions.pricePerHour, result, summary: summarize(result, summaryOptions) };
 }
 
 /** One line describing how a variant scales, for tables and chart legends. */
