@@ -10,8 +10,8 @@ locals {
   # (the ASG depends on it) without a dependency cycle.
   asg_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${var.aws_region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${local.asg_name}"
 
-  artifact          = regex("^s3://([^/]+)/(.+)$", var.worker_artifact_s3_uri)
-  artifact_obj_arn  = "arn:${data.aws_partition.current.partition}:s3:::${local.artifact[0]}/${local.artifact[1]}"
+  artifact         = regex("^s3://([^/]+)/(.+)$", var.worker_artifact_s3_uri)
+  artifact_obj_arn = "arn:${data.aws_partition.current.partition}:s3:::${local.artifact[0]}/${local.artifact[1]}"
   worker_secret_ids = concat(
     [aws_db_instance.main.master_user_secret[0].secret_arn, aws_secretsmanager_secret.redis_auth.arn],
     var.hf_token_secret_arn == null ? [] : [var.hf_token_secret_arn],

@@ -3,7 +3,7 @@
  * (having examined something) and must fail on its fixture under test/fixtures/terraform/<rule id>/, reporting
  * each flaw planted there. Also: the HCL reader the scaling simulator uses, and the example tfvars.
  */
-import { describe, it, before } from "node:test";
+import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -167,6 +167,47 @@ describe("worker user data", () => {
       assert.match(script, /TimeoutStopSec=150\n/);
     });
   }
+});
+
+const TF_ENV = { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1", TF_CLI_CONFIG_FILE: "/dev/null" };
+const hasTerraform = spawnSync("terraform", ["version"], { env: TF_ENV }).status === 0;
+
+function terraform(args: string[], cwd: string) {
+  return spawnSync("terraform", [...args, "-no-color"], { cwd, env: TF_ENV, encoding: "utf8", timeout: 60_000 });
+}
+
+// Where a terraform binary exists, let it judge formatting and evaluate every variable validation. A module made
+// of variables.tf alone plans without providers or credentials, so this needs no network.
+describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH" }, () => {
+  let dir = "";
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "tf-vars-"));
+    await writeFile(path.join(dir, "variables.tf"), await readFile(path.join(TERRAFORM, "variables.tf")));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("terraform fmt finds nothing to change", () => {
+    const run = terraform(["fmt", "-check", "-recursive", TERRAFORM], ROOT);
+    assert.equal(run.status, 0, `unformatted: ${run.stdout}${run.stderr}`);
+  });
+
+  for (const example of ["examples/dev.tfvars", "examples/prod.tfvars"]) {
+    it(`every validation accepts ${example}`, () => {
+      const run = terraform(["plan", "-input=false", "-lock=false", `-var-file=${path.join(TERRAFORM, example)}`], dir);
+      assert.equal(run.status, 0, run.stderr);
+    });
+  }
+
+  it("every validation accepts the defaults, and rejects values that break them", () => {
+    const base = ["plan", "-input=false", "-lock=false", "-var=worker_artifact_s3_uri=s3://bucket/worker.tar.gz"];
+    const ok = terraform(base, dir);
+    assert.equal(ok.status, 0, ok.stderr);
+    const bad = terraform([...base, "-var=scale_down_threshold=200", "-var=lifecycle_hook_timeout_seconds=100", "-var=scale_up_period_seconds=30"], dir);
+    assert.notEqual(bad.status, 0);
+    for (const message of [/scale_down_threshold must/, /lifecycle_hook_timeout_seconds must exceed/, /scale_up_period_seconds must be a multiple of 60/]) {
+      assert.match(bad.stderr.replace(/\s+/g, " "), message);
+    }
+  });
 });
 
 describe("examples and docs", () => {
