@@ -369,7 +369,8 @@ test("options: profile defaults, env under flags, every bad value named at once"
   assert.throws(
     () => parseSimulatorOptions(["--max-num-seqs", "many", "--bogus", "1", "--error-rate", "3"], { VLLM_SIM_TIME_SCALE: "fast" }),
     (err: unknown) =>
-      err instanceof ConfigError && err.issues.some((i) => i.includes("--max-num-seqs")) && err.issues.some((i) => i.includes("--bogus")) && err.issues.some((i) => i.includes("VLLM_SIM_TIME_SCALE")),
+      err instanceof ConfigError && err.issues.some((i) => i.includes("--max-num-seqs")) && err.issues.some((i) => i.includes("--bogus")) && err.issues.some((i) => i.includes("VLLM_SIM_TIME_SCALE")) &&
+      err.issues.some((i) => i.includes("errorRate")),
   );
   assert.throws(() => parseSimulatorOptions(["--max-model-len", "1000000"], {}), /kvCapacityTokens/);
   assert.throws(() => parseSimulatorOptions(["--profile", "gpt-9"], {}), /unknown/);

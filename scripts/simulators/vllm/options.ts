@@ -56,7 +56,7 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
   const profileName = partial.profile ?? DEFAULT_PROFILE;
   if (!isProfileName(profileName)) throw new ConfigError([`profile: unknown "${String(profileName)}" (known: ${Object.keys(PROFILES).join(", ")})`]);
   const { instant: _instant, ...profile } = PROFILES[profileName];
-  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<SimulatorOptions>;
+  const defined = withoutUndefined(partial);
   const options: SimulatorOptions = {
     host: "127.0.0.1",
     port: 8000,
@@ -68,11 +68,16 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     ...profile,
     ...defined,
     profile: profileName,
-    faults: { ...DEFAULT_FAULTS, ...partial.faults },
+    faults: { ...DEFAULT_FAULTS, ...withoutUndefined(partial.faults ?? {}) },
   };
   const issues = checkOptions(options);
   if (issues.length > 0) throw new ConfigError(issues);
   return options;
+}
+
+/** `{ x: undefined }` means "not given": it must not replace a default. */
+function withoutUndefined<T extends object>(partial: T): Partial<T> {
+  return Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export function isInstant(options: SimulatorOptions): boolean {
@@ -201,8 +206,14 @@ export function parseSimulatorOptions(argv: readonly string[], env: Record<strin
     if (parsed === undefined) issues.push(`${source}: "${value}" is not a valid ${spec.kind}`);
     else (spec.fault ? faults : top)[spec.key] = parsed;
   }
-  if (issues.length > 0) throw new ConfigError(issues);
-  return resolveSimulatorOptions({ ...(top as Partial<SimulatorOptions>), faults: { ...DEFAULT_FAULTS, ...(faults as Partial<FaultOptions>) } });
+  try {
+    const options = resolveSimulatorOptions({ ...(top as Partial<SimulatorOptions>), faults: faults as Partial<FaultOptions> as FaultOptions });
+    if (issues.length === 0) return options;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues); // range and cross-field problems of the values that did parse
+  }
+  throw new ConfigError(issues);
 }
 
 function convert(kind: Kind, value: string): unknown {
