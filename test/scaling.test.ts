@@ -1,7 +1,7 @@
 /**
  * The scaling simulator: one scenario checked by hand, invariants over many scenarios, scale from zero, and the
  * building blocks (alarm evaluation, queue conservation, CSV profiles, variables). Pure and fast, except the last
- * test, which runs the CLI once against terraform/.
+ * two, which read terraform/ (fallbacks in step with variables.tf) and run the CLI once against it.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -14,7 +14,8 @@ import { ConfigError } from "../shared/errors.ts";
 import { evaluateAlarm, type AlarmSpec } from "../scripts/scaling/alarm.ts";
 import { arrivalsPerMinute, parseArrivalsCsv } from "../scripts/scaling/load-profile.ts";
 import { FluidQueue } from "../scripts/scaling/queue-model.ts";
-import { toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
+import { FALLBACKS, toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
+import { readVariableDefaults } from "../scripts/hcl.ts";
 import { simulate, type ModelOptions, type SimulationResult } from "../scripts/scaling/simulation.ts";
 import { summarize, waitQuantile } from "../scripts/scaling/summary.ts";
 
@@ -231,6 +232,14 @@ test("variables: fallbacks for undeclared ones, every problem reported", () => {
     () => toScalingVariables({ scaling_mode: "predictive", min_size: 9, scale_up_period_seconds: 90 }),
     (err: unknown) => err instanceof ConfigError && err.issues.length === 3,
   );
+});
+
+test("variables: the fallbacks mirror terraform/variables.tf, so a run without terraform/ means the same", async () => {
+  const declared = await readVariableDefaults(path.join(import.meta.dirname, "..", "terraform"));
+  for (const [name, fallback] of Object.entries(FALLBACKS)) {
+    assert.ok(name in declared, `terraform/ no longer declares ${name}`);
+    assert.equal(declared[name], fallback, name);
+  }
 });
 
 test("CLI: default spike run compares step and target tracking, writes JSON and HTML, ends with a JSON line", async () => {

@@ -1,6 +1,6 @@
 /**
  * The ASG's scaling policies, replayed: which alarms exist for a variable set, and what each minute's alarm states
- * do to desired capacity. Modelled on terraform/variables.tf's descriptions of the policies.
+ * do to desired capacity, as terraform/scaling.tf builds them.
  *
  * step (`scaling_mode = "step"`): two alarms on ApproximateNumberOfMessagesVisible, statistic Maximum —
  *   scale-up   > scale_up_threshold for scale_up_evaluation_periods × scale_up_period_seconds  → a StepScaling
