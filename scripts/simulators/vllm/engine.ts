@@ -15,7 +15,9 @@
  * Per step the work is O(running); nothing is allocated per token.
  */
 import { Fifo } from "./fifo.ts";
-import type { FinishReason } from "./generator.ts";
+import { Sequence, type SequenceOutcome, type SequenceResult, type SequenceSpec } from "./sequence.ts";
+
+export { Sequence, type SequenceOutcome, type SequenceResult, type SequenceSpec } from "./sequence.ts";
 
 export interface EngineConfig {
   maxNumSeqs: number;
@@ -31,18 +33,6 @@ export interface EngineConfig {
   timeScale: number;
 }
 
-export type SequenceOutcome = FinishReason | "abort" | "error";
-
-export interface SequenceResult {
-  outcome: SequenceOutcome;
-  promptTokens: number;
-  outputTokens: number;
-  /** Simulated milliseconds from arrival. -1 when it never happened. */
-  queueMs: number;
-  ttftMs: number;
-  e2eMs: number;
-}
-
 /** What the metrics need from the engine; called synchronously, keep it cheap. */
 export interface EngineObserver {
   /** After every step: tokens produced, prompts whose prefill completed, and `itlCount` tokens whose ITL = durationMs. */
@@ -51,13 +41,6 @@ export interface EngineObserver {
   onInterTokenLatency(ms: number): void;
   onPreemption(): void;
   onFinish(result: SequenceResult): void;
-}
-
-export interface SequenceSpec {
-  promptTokens: number;
-  /** Tokens to generate before finishing with `finishReason` (decided by the generator). */
-  outputTokens: number;
-  finishReason: FinishReason;
 }
 
 export interface EngineStats {
@@ -76,33 +59,6 @@ export interface EngineStats {
   steps: number;
   kvUsedTokens: number;
   kvUsage: number;
-}
-
-type State = "waiting" | "running" | "done";
-
-/** One engine request. Returned by submit() so the caller can abort it. */
-export class Sequence {
-  state: State = "waiting";
-  aborted = false;
-  /** onDone has been called. */
-  reported = false;
-  /** Tokens that must be (re)computed before the next token: the prompt, or prompt + output after a preemption. */
-  prefillTarget: number;
-  prefilled = 0;
-  generated = 0;
-  kvTokens = 0;
-  stepTokens = 0;
-  firstScheduledMs = -1;
-  firstTokenMs = -1;
-  lastTokenMs = -1;
-
-  constructor(
-    readonly spec: SequenceSpec,
-    readonly arrivalMs: number,
-    readonly onDone: (result: SequenceResult) => void,
-  ) {
-    this.prefillTarget = spec.promptTokens;
-  }
 }
 
 type Timer = { kind: "timeout"; handle: NodeJS.Timeout } | { kind: "immediate"; handle: NodeJS.Immediate };
