@@ -39,6 +39,8 @@ async function main(): Promise<void> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
     worker.start();
+    // Supervisors that spawned us with an IPC channel (the demo, the fault suite) learn we are up.
+    process.send?.({ type: "ready", workerId: worker.workerId });
   } catch (err) {
     log.fatal({ err: coerceError(err) }, "worker failed to start");
     await shutdown(closers, log, 1);

@@ -1,6 +1,6 @@
 /**
  * Runs `worker/main.ts` as a real child process (the same entry point production uses), with its logs in a file.
- * `ready` resolves when the worker logs that it started; `exited` with its exit code or signal.
+ * `ready` resolves when the worker reports over IPC that it started; `exited` with its exit code or signal.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
@@ -23,16 +23,16 @@ export function spawnWorker(name: string, env: Record<string, string>, logDir: s
   const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "worker/main.ts")], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     child.once("exit", (code, signal) => res({ code, signal })),
   );
   const ready = new Promise<void>((res, rej) => {
     const lines = createInterface({ input: child.stderr! });
-    lines.on("line", (line) => {
-      log.write(`${line}\n`);
-      if (line.includes('"msg":"worker started"')) res();
+    lines.on("line", (line) => log.write(`${line}\n`));
+    child.on("message", (m: { type?: string }) => {
+      if (m?.type === "ready") res();
     });
     lines.once("close", () => log.end());
     void exited.then(({ code, signal }) => rej(new Error(`worker ${name} exited before it was ready (code ${code}, signal ${signal}); see ${logDir}/${name}.log`)));
