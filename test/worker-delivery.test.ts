@@ -5,6 +5,8 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { buildJob, encodeJob, type JobInput } from "../shared/contract.ts";
 import { Producer } from "../producer/producer.ts";
 import { startVllmSimulator } from "../scripts/simulators/vllm/server.ts";
@@ -16,6 +18,7 @@ import { PG_URL, queueFixture, stopEmulator, storeFixture, until, type QueueFixt
 import { testWorker } from "./support/worker.ts";
 
 after(() => stopEmulator());
+const execFileAsync = promisify(execFile);
 
 const chat = (i: number, extra: Partial<JobInput> = {}): JobInput => ({
   tenant: "t",
@@ -130,7 +133,7 @@ test("poison: not JSON, wrong shape, unknown version, over-size — recorded or 
   }
 });
 
-test("dead letters: a job that keeps failing is recorded dead with its last reason, then SQS moves it to the DLQ", async () => {
+test("dead letters: recorded dead with the last reason, moved to the DLQ by SQS, listed and re-driven by the DLQ tool", async () => {
   const q = await queueFixture({ maxReceiveCount: 2 });
   const s = await storeFixture();
   const sim = await startVllmSimulator({ port: 0, timeScale: 0.05, faults: { ...DEFAULT_FAULTS, errorRate: 1, errorKinds: [503] } });
@@ -142,9 +145,25 @@ test("dead letters: a job that keeps failing is recorded dead with its last reas
     assert.equal(row.status, "dead");
     assert.equal(row.error?.code, "PROVIDER_OVERLOADED");
     assert.match(row.error!.message, /gave up after 2 deliveries/);
-    const moved = await q.queue.receive(q.dlqUrl, { maxMessages: 10, waitTimeSeconds: 5 }).then(async (m) => m.length > 0 ? m : q.queue.receive(q.dlqUrl, { maxMessages: 10, waitTimeSeconds: 5 }));
-    assert.equal(moved.length, 1);
-    assert.equal(JSON.parse(moved[0]!.body).id, id);
+    // SQS moves it on the next receive past maxReceiveCount.
+    await until(async () => (await q.queue.depth(q.dlqUrl)).visible === 1, "the message to reach the DLQ", 30_000);
+    assert.equal((await q.queue.depth(q.queueUrl)).visible, 0);
+
+    const dbUrl = new URL(s.url);
+    dbUrl.searchParams.set("options", `-c search_path=${s.schema}`);
+    const env = { ...process.env, QUEUE_URLS: q.queueUrl, SQS_ENDPOINT: q.endpoint, DATABASE_URL: dbUrl.toString(), AWS_ACCESS_KEY_ID: "t", AWS_SECRET_ACCESS_KEY: "t" };
+    const tool = (...args: string[]) => execFileAsync(process.execPath, ["--import", "tsx", "scripts/dlq.ts", ...args], { env });
+    const listed = await tool("list");
+    assert.match(listed.stdout, new RegExp(`job=${id}`));
+    assert.match(listed.stdout, /1 message\(s\)/);
+    // The backend recovers; the operator re-drives; the job now succeeds, once.
+    sim.setFaults({ errorRate: 0 });
+    const redriven = await tool("redrive");
+    assert.match(redriven.stdout, /moved 1 message/);
+    await until(async () => (await s.store.get(id!))?.status === "succeeded", "the re-driven job to succeed", 30_000);
+    const after = (await s.store.get(id!))!;
+    assert.equal(after.resultWrites, 1);
+    assert.equal((await q.queue.depth(q.dlqUrl)).visible, 0);
   } finally {
     await w.stop();
     await sim.close();

@@ -22,6 +22,7 @@ export class DurableStore {
   private healthy = true;
   private healthWaiters = new Set<() => void>();
   private readonly batchers: { [M in Method]: MicroBatcher<Item<M>, Out<M>> };
+  private readonly providerCalls: MicroBatcher<string, void>;
 
   constructor(
     readonly store: JobStore,
@@ -39,6 +40,14 @@ export class DurableStore {
           return (Array.isArray(out) ? out : items.map(() => undefined)) as Out<M>[];
         },
       });
+    this.providerCalls = new MicroBatcher<string, void>({
+      maxBatch: o.maxBatch ?? 100,
+      lingerMs: o.lingerMs ?? 2,
+      run: async (ids) => {
+        await this.store.recordProviderCall(ids);
+        return ids.map(() => undefined);
+      },
+    });
     this.batchers = { claim: make("claim"), complete: make("complete"), finish: make("finish"), release: make("release") };
   }
 
@@ -73,8 +82,13 @@ export class DurableStore {
     return this.durably("release", item);
   }
 
+  /** Count a provider call for the audit trail (provider_calls); best effort, never delays or fails the job. */
+  noteProviderCall(id: string): void {
+    this.providerCalls.add(id).catch(() => undefined);
+  }
+
   async drain(): Promise<void> {
-    await Promise.all(Object.values(this.batchers).map((b) => b.drain()));
+    await Promise.all([...Object.values(this.batchers), this.providerCalls].map((b) => b.drain()));
   }
 
   private async durably<M extends Method>(method: M, item: Item<M>): Promise<Out<M>> {

@@ -55,7 +55,10 @@ async function build(config: Config, log: Logger, closers: (() => unknown)[]): P
   closers.push(() => pool.end());
   await migrate(pool);
   const cache = config.store.redisUrl === undefined ? undefined : new ResultsCache({ url: config.store.redisUrl, ttlSeconds: config.store.resultTtlSeconds, logger: log });
-  if (cache) closers.push(() => cache.close());
+  if (cache) {
+    closers.push(() => cache.close());
+    if (!(await cache.ready())) log.warn("Redis not reachable at start; results go to Postgres only until it is");
+  }
   const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
   const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: Math.min(concurrency, 512) });
   closers.push(() => provider.close());

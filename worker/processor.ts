@@ -99,6 +99,7 @@ export class Processor {
       const completion = await this.o.limit(async () => {
         signal.throwIfAborted();
         this.o.onProviderCall(1);
+        this.o.store.noteProviderCall(job.id);
         try {
           const completion = await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params }, signal);
           this.o.onProviderResult(true);

@@ -4,6 +4,7 @@
  * stop polling → hand back messages not yet started → let running jobs finish until the drain deadline →
  * abort the rest and hand them back → flush deletes and writes.
  */
+import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import pLimit from "p-limit";
@@ -75,6 +76,8 @@ export class Worker {
 
   constructor(private readonly o: WorkerOptions) {
     this.workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+    // Every job in flight and every receive loop listens on these two; listeners are removed as calls end.
+    setMaxListeners(0, this.pollAbort.signal, this.hardStop.signal);
     this.capacity = new Capacity(o.concurrency, o.concurrency);
     this.acker = new Acker(o.queue, o.ackFlushMs, o.log);
     this.durable = new DurableStore(o.store, o.log, this.hardStop.signal);

@@ -113,6 +113,12 @@ UPDATE jobs AS j SET status = 'queued', lease_owner = NULL, lease_expires_at = N
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, worker, code, message)
  WHERE j.id = t.id AND j.status = 'running' AND j.lease_owner = t.worker`;
 
+// An operator's redrive from the DLQ: the dead verdict is withdrawn (result_writes back to 0, so the job's one
+// eventual result counts once) and the last error stays for the record until a new outcome replaces it.
+const REOPEN_DEAD_SQL = `
+UPDATE jobs SET status = 'queued', result_writes = 0, finished_at = NULL, updated_at = now()
+ WHERE id = ANY($1::text[]) AND status = 'dead'
+RETURNING id`;
 const PROVIDER_CALL_SQL = `
 UPDATE jobs AS j SET provider_calls = j.provider_calls + c.n, updated_at = now()
   FROM (SELECT id, count(*)::int AS n FROM unnest($1::text[]) AS id GROUP BY id) AS c
@@ -237,6 +243,13 @@ export class JobStore {
       items.map((i) => i.code),
       items.map((i) => i.message),
     ]);
+  }
+
+  /** Reopen `dead` jobs (DLQ redrive) so workers run them again; returns the ids reopened. */
+  async reopenDead(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.query<{ id: string }>("jobs_reopen_dead", REOPEN_DEAD_SQL, [ids]);
+    return rows.map((r) => r.id);
   }
 
   /** Push lease expiry to now + leaseMs for the jobs this worker still runs; ids it no longer holds are skipped. */
