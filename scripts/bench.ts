@@ -1,0 +1,249 @@
+/**
+ * `make bench`: every figure measured in this one run, on this machine.
+ *   capacity_ratio          fleet throughput ÷ the simulator driven directly at its best concurrency (same settings)
+ *   vs_naive                our fleet ÷ a naive sqs-consumer worker (batchSize 10, batch run concurrently), same
+ *                           simulator, same number of processes
+ *   overhead_ms_per_job     worker CPU ms per job against an instant backend (queue + store + bookkeeping only)
+ *   jobs_per_s_per_process  the same run's throughput
+ *   rss_mb                  one worker's resident memory with 1,000 jobs in flight
+ * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --max-tokens 64
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type pg from "pg";
+import { delay } from "../shared/backoff.ts";
+import type { JobInput } from "../shared/contract.ts";
+import type { CompletionRequest } from "../shared/providers/provider.ts";
+import { VllmClient } from "../shared/providers/vllm.ts";
+import { startEmulator } from "../shared/queue/emulator.ts";
+import { SqsQueue } from "../shared/queue/sqs.ts";
+import { migrate } from "../shared/store/migrate.ts";
+import { createPool } from "../shared/store/pool.ts";
+import { Producer } from "../producer/producer.ts";
+import { driveDirect } from "./bench/direct-drive.ts";
+import { cpuSeconds, rssMb, startSimProcess } from "./bench/processes.ts";
+import { spawnWorker, type WorkerProcess } from "./fleet/worker-process.ts";
+import { round } from "./fleet/stats.ts";
+import { spawn } from "node:child_process";
+
+const { values: a } = parseArgs({
+  options: {
+    processes: { type: "string", default: "2" },
+    jobs: { type: "string", default: "4000" },
+    "naive-jobs": { type: "string", default: "1000" },
+    "overhead-jobs": { type: "string", default: "20000" },
+    "max-tokens": { type: "string", default: "64" },
+  },
+});
+const PROCESSES = Number(a.processes);
+const MAX_TOKENS = Number(a["max-tokens"]);
+const ROOT = resolve(new URL(".", import.meta.url).pathname, "..");
+const PG_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const SIM_FLAGS = ["--profile", "llama-3.1-8b-h100", "--seed", "7"];
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const prompt = (i: number) => `benchmark request ${i}: summarise the plot of a novel in one paragraph.`;
+const request = (i: number): CompletionRequest => ({ messages: [{ role: "user", content: prompt(i) }], params: { max_tokens: MAX_TOKENS } });
+const input = (i: number): JobInput => ({ tenant: "bench", messages: [{ role: "user", content: prompt(i) }], params: { max_tokens: MAX_TOKENS } });
+
+interface Rig {
+  endpoint: string;
+  queue: SqsQueue;
+  pool: pg.Pool;
+  schema: string;
+  dbUrlFor(schema: string): string;
+}
+
+async function freshQueue(rig: Rig, name: string): Promise<string> {
+  return (await rig.queue.ensureQueueWithDlq(`bench-${name}-${Date.now()}`, { visibilityTimeoutSeconds: 300, maxReceiveCount: 5, waitTimeSeconds: 20 })).queueUrl;
+}
+
+async function submit(rig: Rig, queueUrl: string, n: number): Promise<void> {
+  const producer = new Producer({ queue: rig.queue, queueUrl });
+  for (let i = 0; i < n; i += 1000) {
+    const res = await producer.submitMany(Array.from({ length: Math.min(1000, n - i) }, (_, k) => input(i + k)));
+    if (res.failed.length > 0) throw new Error(res.failed[0]!.message);
+  }
+}
+
+function workerEnv(rig: Rig, queueUrl: string, vllmUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    QUEUE_URLS: queueUrl,
+    SQS_ENDPOINT: rig.endpoint,
+    AWS_ACCESS_KEY_ID: "bench",
+    AWS_SECRET_ACCESS_KEY: "bench",
+    DATABASE_URL: rig.dbUrlFor(rig.schema),
+    VLLM_URL: vllmUrl,
+    SQS_VISIBILITY_TIMEOUT_SECONDS: "300",
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+async function countDone(pool: pg.Pool, table: "jobs" | "naive_results"): Promise<number> {
+  const sql = table === "jobs" ? "SELECT count(*)::int AS n FROM jobs WHERE status = 'succeeded'" : "SELECT count(*)::int AS n FROM naive_results";
+  return (await pool.query<{ n: number }>(sql)).rows[0]!.n;
+}
+
+async function waitDone(pool: pg.Pool, table: "jobs" | "naive_results", target: number): Promise<void> {
+  while ((await countDone(pool, table).catch(() => 0)) < target) await delay(100);
+}
+
+async function stopAll(workers: WorkerProcess[]): Promise<void> {
+  workers.forEach((w) => w.kill("SIGTERM"));
+  await Promise.all(workers.map((w) => w.exited));
+}
+
+/** Fleet throughput (jobs/s) on a fresh simulator: queue pre-filled, clock from the workers' start to the last result. */
+async function fleetRun(rig: Rig, jobs: number, simFlags: string[], extraEnv: Record<string, string> = {}): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
+  const sim = await startSimProcess(simFlags);
+  await rig.pool.query("TRUNCATE jobs");
+  const queueUrl = await freshQueue(rig, "fleet");
+  await submit(rig, queueUrl, jobs);
+  const t0 = Date.now();
+  const workers = Array.from({ length: PROCESSES }, (_, i) => spawnWorker(`bench-${i}`, workerEnv(rig, queueUrl, sim.url, extraEnv), resolve(ROOT, "out/bench-logs")));
+  await Promise.all(workers.map((w) => w.ready));
+  const cpu0 = workers.map((w) => cpuSeconds(w.child.pid!));
+  await waitDone(rig.pool, "jobs", jobs);
+  const elapsed = (Date.now() - t0) / 1000;
+  const cpu = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid!) - cpu0[i]!, 0);
+  await stopAll(workers);
+  await sim.stop();
+  return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
+}
+
+async function naiveRun(rig: Rig, jobs: number): Promise<number> {
+  const sim = await startSimProcess(SIM_FLAGS);
+  await rig.pool.query("DROP TABLE IF EXISTS naive_results");
+  const queueUrl = await freshQueue(rig, "naive");
+  await submit(rig, queueUrl, jobs);
+  const t0 = Date.now();
+  const env = { ...process.env, QUEUE_URL: queueUrl, SQS_ENDPOINT: rig.endpoint, DATABASE_URL: rig.dbUrlFor(rig.schema), VLLM_URL: sim.url };
+  const procs = Array.from({ length: PROCESSES }, () =>
+    spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "scripts/bench/naive-worker.ts")], { cwd: ROOT, env, stdio: ["ignore", "ignore", "inherit", "ipc"] }),
+  );
+  await Promise.all(procs.map((p) => new Promise<void>((r) => p.once("message", () => r()))));
+  await waitDone(rig.pool, "naive_results", jobs);
+  const elapsed = (Date.now() - t0) / 1000;
+  await Promise.all(procs.map((p) => new Promise<void>((r) => (p.once("exit", () => r()), p.kill("SIGTERM")))));
+  await sim.stop();
+  return jobs / elapsed;
+}
+
+async function rssAtThousand(rig: Rig): Promise<number> {
+  // Long generations so 1,000 jobs stay in flight while we read the worker's memory.
+  const sim = await startSimProcess([...SIM_FLAGS, "--early-stop-rate", "0"]);
+  await rig.pool.query("TRUNCATE jobs");
+  const queueUrl = await freshQueue(rig, "rss");
+  const producer = new Producer({ queue: rig.queue, queueUrl });
+  const res = await producer.submitMany(Array.from({ length: 1000 }, (_, i) => ({ ...input(i), params: { max_tokens: 4000 } })));
+  if (res.failed.length > 0) throw new Error(res.failed[0]!.message);
+  const w = spawnWorker("bench-rss", workerEnv(rig, queueUrl, sim.url, { WORKER_CONCURRENCY: "1024", ADAPTIVE_CONCURRENCY: "false" }), resolve(ROOT, "out/bench-logs"));
+  await w.ready;
+  const probe = new VllmClient({ baseUrl: sim.url, model: "x", timeoutMs: 5000 });
+  for (;;) {
+    const load = await probe.metrics();
+    if (load !== undefined && load.running + load.waiting >= 1000) break;
+    await delay(100);
+  }
+  await delay(500);
+  const rss = rssMb(w.child.pid!);
+  await probe.close();
+  w.kill("SIGKILL");
+  await w.exited;
+  await sim.stop();
+  return rss;
+}
+
+async function main(): Promise<void> {
+  const emulator = await startEmulator({ port: 0 });
+  const queue = new SqsQueue({ region: "us-east-1", endpoint: emulator.endpoint });
+  const schema = `bench_${Date.now().toString(36)}`;
+  const pool = await createPool({ url: PG_URL, poolSize: 4, schema });
+  await migrate(pool);
+  const dbUrlFor = (s: string) => {
+    const u = new URL(PG_URL);
+    u.searchParams.set("options", `-c search_path=${s}`);
+    return u.toString();
+  };
+  const rig: Rig = { endpoint: emulator.endpoint, queue, pool, schema, dbUrlFor };
+  try {
+    log(`simulator: ${SIM_FLAGS.join(" ")}, max_tokens ${MAX_TOKENS}; ${PROCESSES} worker processes`);
+    const direct: [number, number][] = [];
+    for (const c of [256, 512, 1024, 2048]) {
+      const sim = await startSimProcess(SIM_FLAGS);
+      direct.push([c, await driveDirect(sim.url, c, Number(a.jobs), request)]);
+      await sim.stop();
+      log(`direct drive at concurrency ${c}: ${round(direct.at(-1)![1])} jobs/s`);
+    }
+    const [bestC, capacity] = direct.reduce((x, y) => (y[1] > x[1] ? y : x));
+    const fleet = await fleetRun(rig, Number(a.jobs), SIM_FLAGS);
+    log(`fleet: ${round(fleet.jobsPerS)} jobs/s`);
+    const naive = await naiveRun(rig, Number(a["naive-jobs"]));
+    log(`naive sqs-consumer: ${round(naive)} jobs/s`);
+    const overhead = await fleetRunSingle(rig);
+    log(`instant backend, 1 process: ${round(overhead.jobsPerS)} jobs/s, ${round(overhead.cpuMsPerJob, 3)} CPU ms/job`);
+    const rss = await rssAtThousand(rig);
+    log(`RSS at 1,000 in flight: ${round(rss)} MiB`);
+
+    const result = {
+      capacity_ratio: round(fleet.jobsPerS / capacity, 3),
+      vs_naive: round(fleet.jobsPerS / naive, 2),
+      overhead_ms_per_job: round(overhead.cpuMsPerJob, 3),
+      jobs_per_s_per_process: Math.round(overhead.jobsPerS),
+      rss_mb: round(rss, 1),
+    };
+    const targets = {
+      capacity_ratio: result.capacity_ratio >= 0.97,
+      vs_naive: result.vs_naive >= 5,
+      overhead_ms_per_job: result.overhead_ms_per_job <= 1,
+      jobs_per_s_per_process: result.jobs_per_s_per_process >= 3000,
+      rss_mb: result.rss_mb <= 150,
+    };
+    const rows: [string, string, string, string][] = [
+      ["simulator capacity (direct, best concurrency)", `${round(capacity)} jobs/s at ${bestC}`, "", ""],
+      ["fleet throughput", `${round(fleet.jobsPerS)} jobs/s`, "", ""],
+      ["naive sqs-consumer throughput", `${round(naive)} jobs/s`, "", ""],
+      ["capacity_ratio", String(result.capacity_ratio), "≥ 0.97", targets.capacity_ratio ? "met" : "MISSED"],
+      ["vs_naive", String(result.vs_naive), "≥ 5", targets.vs_naive ? "met" : "MISSED"],
+      ["overhead_ms_per_job (instant backend)", String(result.overhead_ms_per_job), "≤ 1", targets.overhead_ms_per_job ? "met" : "MISSED"],
+      ["jobs_per_s_per_process (instant backend)", String(result.jobs_per_s_per_process), "≥ 3000", targets.jobs_per_s_per_process ? "met" : "MISSED"],
+      ["rss_mb at 1,000 in flight", String(result.rss_mb), "≤ 150", targets.rss_mb ? "met" : "MISSED"],
+    ];
+    const width = Math.max(...rows.map((r) => r[0].length));
+    for (const [name, value, target, verdict] of rows) process.stdout.write(`${name.padEnd(width)}  ${value.padEnd(24)} ${target.padEnd(8)} ${verdict}\n`);
+    mkdirSync(resolve(ROOT, "out"), { recursive: true });
+    writeFileSync(resolve(ROOT, "out/bench.json"), `${JSON.stringify({ ...result, fleet_jobs_per_s: round(fleet.jobsPerS), simulator_jobs_per_s: round(capacity), naive_jobs_per_s: round(naive), max_tokens: MAX_TOKENS, processes: PROCESSES, targets }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, targets_met: Object.values(targets).every(Boolean) })}\n`);
+  } finally {
+    await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
+    await pool.end();
+    queue.close();
+    await emulator.stop();
+  }
+}
+
+/** One worker process against the instant backend: our own cost per job. */
+async function fleetRunSingle(rig: Rig): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
+  const jobs = Number(a["overhead-jobs"]);
+  const sim = await startSimProcess(["--profile", "instant"]);
+  await rig.pool.query("TRUNCATE jobs");
+  const queueUrl = await freshQueue(rig, "overhead");
+  await submit(rig, queueUrl, jobs);
+  const w = spawnWorker("bench-overhead", workerEnv(rig, queueUrl, sim.url), resolve(ROOT, "out/bench-logs"));
+  await w.ready;
+  const cpu0 = cpuSeconds(w.child.pid!);
+  const t0 = Date.now();
+  await waitDone(rig.pool, "jobs", jobs);
+  const elapsed = (Date.now() - t0) / 1000;
+  const cpu = cpuSeconds(w.child.pid!) - cpu0;
+  await stopAll([w]);
+  await sim.stop();
+  return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
