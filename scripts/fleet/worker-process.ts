@@ -22,7 +22,7 @@ export function spawnWorker(name: string, env: Record<string, string>, logDir: s
   const log = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
   const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "worker/main.ts")], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...passThrough(), ...env },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
@@ -39,4 +39,10 @@ export function spawnWorker(name: string, env: Record<string, string>, logDir: s
   });
   ready.catch(() => undefined);
   return { name, child, ready, exited, kill: (signal) => void child.kill(signal) };
+}
+
+/** The few supervisor variables a worker inherits; everything else it gets is explicit. */
+function passThrough(): Record<string, string> {
+  const names = ["NODE_OPTIONS", "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"];
+  return Object.fromEntries(names.flatMap((n) => (process.env[n] === undefined ? [] : [[n, process.env[n]!]])));
 }
