@@ -6,6 +6,7 @@
  */
 import { backoffMs, delay } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
+import { Condition } from "./condition.ts";
 
 export interface BreakerOptions {
   threshold: number;
@@ -17,7 +18,7 @@ export interface BreakerOptions {
 export class CircuitBreaker {
   private failures = 0;
   private open = false;
-  private waiters = new Set<() => void>();
+  private readonly changed = new Condition();
   private probing: Promise<void> | undefined;
   private readonly stop = new AbortController();
 
@@ -42,16 +43,7 @@ export class CircuitBreaker {
 
   /** Resolves when the circuit is closed, or `signal` aborts. */
   waitClosed(signal: AbortSignal): Promise<void> {
-    if (!this.open || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.waiters.delete(done);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal.addEventListener("abort", done, { once: true });
-    });
+    return this.changed.waitUntil(() => !this.open, signal);
   }
 
   async close(): Promise<void> {
@@ -69,6 +61,6 @@ export class CircuitBreaker {
     this.failures = 0;
     this.probing = undefined;
     if (!this.stop.signal.aborted) this.o.log.info("provider healthy again: circuit closed");
-    for (const w of [...this.waiters]) w();
+    this.changed.notify();
   }
 }

@@ -1,3 +1,5 @@
+import { Condition } from "./condition.ts";
+
 /**
  * Slots for held messages. The poller reserves slots before it receives and each message keeps one until its
  * job ends, so a worker never holds more messages than it can start. The limit moves (adaptive concurrency);
@@ -5,7 +7,7 @@
  */
 export class Capacity {
   private used = 0;
-  private waiters = new Set<() => void>();
+  private readonly changed = new Condition();
 
   constructor(
     private current: number,
@@ -42,36 +44,16 @@ export class Capacity {
   }
 
   /** Resolves when at least one slot is free, or when `signal` aborts. */
-  async waitForFree(signal: AbortSignal): Promise<void> {
-    while (this.free === 0 && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.waiters.delete(done);
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        this.waiters.add(done);
-        signal.addEventListener("abort", done, { once: true });
-      });
-    }
+  waitForFree(signal: AbortSignal): Promise<void> {
+    return this.changed.waitUntil(() => this.free > 0, signal);
   }
 
   /** Resolves when nothing is held (drain), or when `signal` aborts. */
-  async waitForIdle(signal: AbortSignal): Promise<void> {
-    while (this.used > 0 && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.waiters.delete(done);
-          signal.removeEventListener("abort", done);
-          resolve();
-        };
-        this.waiters.add(done);
-        signal.addEventListener("abort", done, { once: true });
-      });
-    }
+  waitForIdle(signal: AbortSignal): Promise<void> {
+    return this.changed.waitUntil(() => this.used === 0, signal);
   }
 
   private wake(): void {
-    for (const w of [...this.waiters]) w();
+    this.changed.notify();
   }
 }

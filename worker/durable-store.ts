@@ -4,6 +4,7 @@
  * hard-stopped). While writes fail the store is marked unhealthy, which pauses the poller: no new messages
  * are taken while we cannot record what happens to them, and the held ones keep their heartbeat.
  */
+import { Condition } from "./condition.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { backoffMs, delay } from "../shared/backoff.ts";
 import { isRetryable } from "../shared/errors.ts";
@@ -20,7 +21,7 @@ export class StoreUnavailableAbort extends Error {
 
 export class DurableStore {
   private healthy = true;
-  private healthWaiters = new Set<() => void>();
+  private readonly changed = new Condition();
   private readonly batchers: { [M in Method]: MicroBatcher<Item<M>, Out<M>> };
   private readonly providerCalls: MicroBatcher<string, void>;
 
@@ -57,16 +58,7 @@ export class DurableStore {
 
   /** Resolves when the store is healthy again, or `signal` aborts. */
   waitHealthy(signal: AbortSignal): Promise<void> {
-    if (this.healthy || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.healthWaiters.delete(done);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      this.healthWaiters.add(done);
-      signal.addEventListener("abort", done, { once: true });
-    });
+    return this.changed.waitUntil(() => this.healthy, signal);
   }
 
   claim(item: Item<"claim">): Promise<Out<"claim">> {
@@ -111,6 +103,6 @@ export class DurableStore {
   private setHealthy(ok: boolean): void {
     if (ok && !this.healthy) this.log.info("store reachable again; resuming intake");
     this.healthy = ok;
-    if (ok) for (const w of [...this.healthWaiters]) w();
+    if (ok) this.changed.notify();
   }
 }

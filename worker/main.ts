@@ -60,7 +60,8 @@ async function build(config: Config, log: Logger, closers: (() => unknown)[]): P
     if (!(await cache.ready())) log.warn("Redis not reachable at start; results go to Postgres only until it is");
   }
   const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
-  const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: Math.min(concurrency, 512) });
+  // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
+  const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
   closers.push(() => provider.close());
   return new Worker({
     queue,
