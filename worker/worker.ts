@@ -19,6 +19,7 @@ import { Acker } from "./acker.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { runBackpressure, type BackendGauges } from "./backpressure.ts";
 import { CircuitBreaker } from "./breaker.ts";
+import { Condition } from "./condition.ts";
 import { Capacity } from "./capacity.ts";
 import { DurableStore } from "./durable-store.ts";
 import { Heartbeat, type HeldMessage } from "./heartbeat.ts";
@@ -70,6 +71,8 @@ export class Worker {
   private readonly running = new Set<Promise<void>>();
   private readonly publisher: MicroBatcher<JobRecord, void> | undefined;
   private providerInFlight = 0;
+  private intakeHeld = false;
+  private readonly intakeChanged = new Condition();
   private loops: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
   readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0 };
@@ -121,6 +124,24 @@ export class Worker {
     return this.heartbeat.size;
   }
 
+  /**
+   * Stop or resume taking new messages without stopping the worker (jobs held keep running, heartbeats go on):
+   * used by scale-in to empty an instance before it gives up its protection.
+   */
+  setIntakePaused(paused: boolean): void {
+    this.intakeHeld = paused;
+    this.intakeChanged.notify();
+  }
+
+  get intakePaused(): boolean {
+    return this.intakeHeld;
+  }
+
+  /** Resolves when the worker holds no message, or `signal` aborts. */
+  waitIdle(signal: AbortSignal): Promise<void> {
+    return this.capacity.waitForIdle(signal);
+  }
+
   start(): void {
     if (this.state !== "created") return;
     this.state = "running";
@@ -134,8 +155,9 @@ export class Worker {
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
       // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
-      paused: () => !this.durable.isHealthy || this.breaker.isOpen,
+      paused: () => this.intakeHeld || !this.durable.isHealthy || this.breaker.isOpen,
       waitUnpaused: async (signal) => {
+        await this.intakeChanged.waitUntil(() => !this.intakeHeld, signal);
         await this.durable.waitHealthy(signal);
         await this.breaker.waitClosed(signal);
       },
