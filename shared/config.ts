@@ -72,9 +72,19 @@ export const envSchema = z
     ACK_FLUSH_MS: int(0, 10_000).default(20),
     /** Read vLLM /metrics to keep its waiting queue short. */
     ADAPTIVE_CONCURRENCY: bool.default(true),
+    // --- scale-in (worker/scale-in.ts) ---------------------------------------------------------------------
+    /** The worker's Auto Scaling group. Unset (e.g. locally): no scale-in protection, no volunteering. */
+    ASG_NAME: z.string().min(1).max(255).optional(),
+    /** This instance's EC2 id (the user data reads it from IMDSv2). Required with ASG_NAME. */
+    INSTANCE_ID: z.string().regex(/^i-[0-9a-f]{8,17}$/, "must be an EC2 instance id (i-...)").optional(),
+    /** How often the worker reads its group to see whether it should volunteer for scale-in. */
+    SCALE_IN_CHECK_INTERVAL_MS: int(1000, 3_600_000).default(60_000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((env, ctx) => {
+    if (env.ASG_NAME !== undefined && env.INSTANCE_ID === undefined) {
+      ctx.addIssue({ code: "custom", path: ["INSTANCE_ID"], message: "required with ASG_NAME (scale-in protection acts on this instance)" });
+    }
     if (env.HEARTBEAT_INTERVAL_MS >= (env.SQS_VISIBILITY_TIMEOUT_SECONDS * 1000) / 2) {
       ctx.addIssue({
         code: "custom",
@@ -115,6 +125,8 @@ export interface Config {
     ackFlushMs: number;
     adaptiveConcurrency: boolean;
   };
+  /** Present only when ASG_NAME is set. */
+  scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logLevel: Env["LOG_LEVEL"];
 }
 
@@ -149,6 +161,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       ackFlushMs: e.ACK_FLUSH_MS,
       adaptiveConcurrency: e.ADAPTIVE_CONCURRENCY,
     },
+    scaleIn:
+      e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
+        ? undefined
+        : { groupName: e.ASG_NAME, instanceId: e.INSTANCE_ID, checkIntervalMs: e.SCALE_IN_CHECK_INTERVAL_MS },
     logLevel: e.LOG_LEVEL,
   };
 }
