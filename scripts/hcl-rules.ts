@@ -118,7 +118,7 @@ const variablesDocumented: Rule = {
 };
 
 /** Enumerations checked like numbers: a value outside the set must fail at plan time. */
-const ENUM_VARIABLES = new Set(["scaling_mode"]);
+const ENUM_VARIABLES = new Set(["scaling_mode", "scale_down_metric"]);
 
 const variablesValidated: Rule = {
   id: "variables-validated",
@@ -139,6 +139,7 @@ export const SCALING_VARIABLE_DEFAULTS: Readonly<Record<string, unknown>> = {
   scale_up_evaluation_periods: 2,
   scale_up_period_seconds: 60,
   scale_up_adjustment: 1,
+  scale_down_metric: "backlog",
   scale_down_threshold: 10,
   scale_down_evaluation_periods: 5,
   scale_down_period_seconds: 60,
@@ -212,6 +213,106 @@ const tunablesAreVariables: Rule = {
       .filter(({ value }) => !referencesInput(value))
       .map(({ where, value }) => `${where} = ${JSON.stringify(value)}: use a variable`);
     return result(found.length, violations);
+  },
+};
+
+interface MetricQuery {
+  id: string;
+  expression?: string;
+  /** true, false, or an expression (e.g. `${!local.x}`) for queries whose role depends on a variable. */
+  returnData: unknown;
+  namespace?: string;
+  metricName?: string;
+}
+
+/** An alarm's metric_query blocks, static and dynamic alike (a dynamic one may be absent for some inputs). */
+function metricQueries(alarm: Body): MetricQuery[] {
+  const dynamic = list((alarm.dynamic as Body | undefined)?.metric_query).flatMap((d) => list(d.content));
+  return [...list(alarm.metric_query), ...dynamic].map((q) => {
+    const metric = list(q.metric)[0];
+    return {
+      id: String(q.id),
+      expression: typeof q.expression === "string" ? q.expression : undefined,
+      returnData: q.return_data,
+      namespace: typeof metric?.namespace === "string" ? metric.namespace : undefined,
+      metricName: typeof metric?.metric_name === "string" ? metric.metric_name : undefined,
+    };
+  });
+}
+
+/** Metric names an alarm reads: its metric_name, or those of its metric queries. */
+function alarmMetricNames(alarm: Body): string[] {
+  return [...strings(alarm.metric_name), ...metricQueries(alarm).flatMap((q) => (q.metricName ? [q.metricName] : []))];
+}
+
+/** The scaling policies an alarm invokes (resource names of aws_autoscaling_policy). */
+function invokedPolicies(alarm: Body): string[] {
+  return strings(alarm.alarm_actions).flatMap((a) => {
+    const name = /aws_autoscaling_policy\.([A-Za-z0-9_]+)/.exec(a)?.[1];
+    return name ? [name] : [];
+  });
+}
+
+/** Whether the expression the alarm watches (metric math) reads the query `id`. */
+function returnedExpressionReads(alarm: Body, id: string): boolean {
+  return metricQueries(alarm).some((q) => q.returnData === true && q.expression !== undefined && new RegExp(`\\b${id}\\b`).test(q.expression));
+}
+
+/** Every { namespace, metric_name } object under a value (alarm metrics, target-tracking customized metrics). */
+function* namespacedMetrics(value: unknown): Generator<{ namespace: string; name: string }> {
+  if (Array.isArray(value)) for (const v of value) yield* namespacedMetrics(v);
+  else if (typeof value === "object" && value !== null) {
+    const body = value as Body;
+    if (typeof body.namespace === "string" && typeof body.metric_name === "string") yield { namespace: body.namespace, name: body.metric_name };
+    for (const v of Object.values(body)) yield* namespacedMetrics(v);
+  }
+}
+
+const scaleFromZero: Rule = {
+  id: "scale-from-zero",
+  description:
+    "an alarm that scales on the group's own size fires only while desired capacity is 0 and never lowers capacity (no ExactCapacity); group metrics read anywhere are collected",
+  check(module) {
+    const violations: string[] = [];
+    const policies = new Map(resources(module, "aws_autoscaling_policy").map((p) => [p.address.split(".")[1] ?? "", p.body]));
+    const alarms = resources(module, "aws_cloudwatch_metric_alarm");
+    const activations = alarms.filter(({ body }) => invokedPolicies(body).length > 0 && alarmMetricNames(body).some((m) => m.startsWith("Group")));
+    for (const { address, body } of activations) {
+      const desired = metricQueries(body).find((q) => q.metricName === "GroupDesiredCapacity");
+      if (!desired) violations.push(`${address}: does not read GroupDesiredCapacity (gate on desired = 0, not on in-service workers, which stay 0 for the whole boot)`);
+      else if (!returnedExpressionReads(body, desired.id)) violations.push(`${address}: its returned expression ignores ${desired.id} (GroupDesiredCapacity)`);
+      for (const name of invokedPolicies(body)) {
+        const type = policies.get(name)?.adjustment_type;
+        if (type !== "ChangeInCapacity") violations.push(`aws_autoscaling_policy.${name}: adjustment_type ${String(type)} can undo other policies' scale-outs; use ChangeInCapacity`);
+      }
+    }
+    const read = new Set<string>();
+    for (const type of ["aws_cloudwatch_metric_alarm", "aws_autoscaling_policy"]) {
+      for (const { body } of resources(module, type)) {
+        for (const m of namespacedMetrics(body)) if (m.namespace === "AWS/AutoScaling") read.add(m.name);
+      }
+    }
+    for (const { address, body } of resources(module, "aws_autoscaling_group")) {
+      const collected = strings(body.enabled_metrics);
+      for (const name of read) if (!collected.includes(name)) violations.push(`${address}: ${name} is read by a policy or alarm but not in enabled_metrics (never published)`);
+    }
+    return result(activations.length + read.size, violations);
+  },
+};
+
+const scaleInCountsInFlight: Rule = {
+  id: "scale-in-counts-in-flight",
+  description: "scale-in alarms on queue depth also count in-flight messages (ApproximateNumberOfMessagesNotVisible), so a busy fleet never reads as idle",
+  check(module) {
+    const scaleIn = resources(module, "aws_cloudwatch_metric_alarm").filter(
+      ({ body }) => invokedPolicies(body).length > 0 && String(body.comparison_operator).startsWith("LessThan") && alarmMetricNames(body).includes("ApproximateNumberOfMessagesVisible"),
+    );
+    const violations = scaleIn.flatMap(({ address, body }) => {
+      const inFlight = metricQueries(body).find((q) => q.metricName === "ApproximateNumberOfMessagesNotVisible");
+      if (!inFlight) return [`${address}: scales in on visible messages without in-flight ones (ApproximateNumberOfMessagesNotVisible)`];
+      return returnedExpressionReads(body, inFlight.id) ? [] : [`${address}: reads ${inFlight.id} but its returned expression does not add it`];
+    });
+    return result(scaleIn.length, violations);
   },
 };
 
@@ -599,6 +700,8 @@ export const RULES: readonly Rule[] = [
   variablesValidated,
   scalingVariables,
   tunablesAreVariables,
+  scaleFromZero,
+  scaleInCountsInFlight,
   iamNoWildcards,
   iamQueueScoped,
   iamMetricsNamespace,

@@ -48,7 +48,9 @@ Model
   --job-seconds <s>        time a job is in flight; default worker-concurrency ÷ throughput (Little's law)
   --metric-lag-minutes <n> delay before an alarm sees a minute's datapoint; default 1
   --initial-instances <n>  InService at minute 0; default min_size
-  --scale-in-protection on|off   workers protect their instance while holding jobs (terraform's do); default on
+  --scale-in-protection on|off   on (default): cooperative scale-in as worker/scale-in.ts does it — workers stay
+                           protected; the surplus stops intake, finishes its jobs, unprotects and is terminated.
+                           off: the ASG terminates the surplus at once; it drains through the lifecycle hook
   --sla-minutes <n>        default 5
   --price <USD/h>          default: the table price of gpu_instance_type (p5.48xlarge $98.32)
 Output
@@ -112,7 +114,7 @@ async function main(): Promise<void> {
     jobSeconds: optionalNumber(flags, "job-seconds", 0) ?? concurrency / throughput.jobsPerSecond,
     metricLagMinutes: Math.round(number(flags, "metric-lag-minutes", 0)),
     initialInstances: optionalNumber(flags, "initial-instances", 0),
-    scaleInProtection: onOff(flags["scale-in-protection"], "scale-in-protection"),
+    scaleIn: onOff(flags["scale-in-protection"], "scale-in-protection") ? "cooperative" : "unprotected",
   };
   const slaSeconds = number(flags, "sla-minutes", 0) * 60;
   const priceFlag = optionalNumber(flags, "price", 0);
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
     `profile: ${describeProfile(profile, arrivals)}`,
     `throughput: ${throughput.jobsPerSecond} jobs/s per InService instance (${throughput.source})`,
     `boot to ready: ${model.bootSeconds / 60} min; job in flight: ${model.jobSeconds.toFixed(1)} s; metric lag: ${model.metricLagMinutes} min; ` +
-      `scale-in protection while busy: ${model.scaleInProtection ? "on" : "off"}`,
+      `scale-in: ${model.scaleIn === "cooperative" ? "cooperative (protected workers; the surplus finishes its jobs, then leaves)" : "unprotected (terminated at once, drained by the hook)"}`,
     `SLA: oldest visible message younger than ${slaSeconds / 60} min; price: ${prices.map((p) => `$${p}/h`).join(", ")}`,
   ];
 
@@ -250,6 +252,7 @@ function toJson(name: string, inputs: string[], profile: LoadProfileSpec, model:
           meanWaitSeconds: m.map((x) => r2(x.meanWaitSeconds)),
           inService: m.map((x) => x.inService),
           pending: m.map((x) => x.pending),
+          leaving: m.map((x) => x.leaving),
           draining: m.map((x) => x.draining),
           desired: m.map((x) => x.desired),
           billed: m.map((x) => x.billed),

@@ -1,6 +1,6 @@
 # The worker's instance role: least privilege, every statement on this stack's own resources.
-# No wildcard actions; the only "*" resource is PutMetricData (it has no resource ARNs), fenced by a namespace
-# condition. test/terraform.test.ts enforces these rules.
+# No wildcard actions; the only "*" resources are PutMetricData (fenced by a namespace condition) and
+# DescribeAutoScalingGroups (by region), which take no resource ARNs. test/terraform.test.ts enforces these rules.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -84,6 +84,21 @@ data "aws_iam_policy_document" "worker" {
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = ["${aws_cloudwatch_log_group.workers.arn}:*"]
+  }
+
+  statement {
+    sid     = "ReadOwnGroup"
+    effect  = "Allow"
+    actions = ["autoscaling:DescribeAutoScalingGroups"]
+    # Scale-in cooperation reads the group's desired capacity and in-service instances every minute. Describe
+    # calls take no resource ARNs; the region is the only fence, and the call is read-only.
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [var.aws_region]
+    }
   }
 
   statement {

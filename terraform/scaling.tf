@@ -1,12 +1,13 @@
 # Scaling on queue depth. scaling_mode picks one of two policies; every number is a variable (see README.md).
 #
-# step (default): CloudWatch alarms on ApproximateNumberOfMessagesVisible drive a step scale-up policy and a
-#   simple scale-down policy. Scale-in only ever removes idle workers: a worker holding jobs protects its
-#   instance from scale-in, and a terminating one drains through the lifecycle hook.
-# target_tracking: keep (visible + in flight) / in-service workers at target_backlog_per_instance. In-flight
-#   messages count, so a fleet busy on long generations never looks idle to scale-in.
-# Either way, with min_size = 0 an activation alarm starts the first worker: backlog per instance is undefined with
-#   no instance, so target tracking alone never scales from zero.
+# step (default): an alarm on ApproximateNumberOfMessagesVisible drives a step scale-up policy; an alarm on
+#   visible + in flight (or visible only, scale_down_metric) drives a simple scale-down policy.
+# target_tracking: keep (visible + in flight) / in-service workers at target_backlog_per_instance.
+# Either way, scale-in never cuts a job: every worker keeps its instance protected from scale-in; when the group
+#   has more in service than desired, the surplus workers stop taking jobs, finish what they hold, and lift their
+#   protection (worker/scale-in.ts); the ASG terminates them and the lifecycle hook finds them idle.
+# With min_size = 0 an activation alarm starts the first worker while desired capacity is 0: backlog per instance
+#   is undefined with no instance, so target tracking alone never scales from zero.
 
 locals {
   step            = var.scaling_mode == "step"
@@ -19,6 +20,9 @@ locals {
     [{ lower = 0, upper = local.large_step ? local.large_step_offset : null, adjustment = var.scale_up_adjustment }],
     local.large_step ? [{ lower = local.large_step_offset, upper = null, adjustment = var.scale_up_large_adjustment }] : [],
   )
+
+  # Scale-down counts in-flight messages unless scale_down_metric = "visible" (see the variable for the trade-off).
+  scale_down_on_backlog = var.scale_down_metric == "backlog"
 
   queue_dimensions = { QueueName = aws_sqs_queue.jobs.name }
   asg_dimensions   = { AutoScalingGroupName = aws_autoscaling_group.workers.name }
@@ -75,18 +79,49 @@ resource "aws_autoscaling_policy" "scale_down" {
 resource "aws_cloudwatch_metric_alarm" "scale_down" {
   count               = local.step ? 1 : 0
   alarm_name          = "${var.name}-queue-depth-low"
-  alarm_description   = "Jobs waiting below scale_down_threshold: remove idle workers (busy ones are scale-in protected)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = local.queue_dimensions
-  statistic           = "Maximum"
-  period              = var.scale_down_period_seconds
+  alarm_description   = "Jobs waiting${local.scale_down_on_backlog ? " or in flight" : ""} below scale_down_threshold: remove a worker (the surplus finishes its jobs before it goes)."
   evaluation_periods  = var.scale_down_evaluation_periods
   threshold           = var.scale_down_threshold
   comparison_operator = "LessThanThreshold"
   # SQS stops publishing for a queue idle for hours; missing data then means "nothing to do".
   treat_missing_data = "breaching"
   alarm_actions      = [aws_autoscaling_policy.scale_down[0].arn]
+
+  dynamic "metric_query" {
+    for_each = local.scale_down_on_backlog ? ["backlog"] : []
+    content {
+      id          = "backlog"
+      label       = "jobs waiting + in flight"
+      expression  = "visible + in_flight"
+      return_data = true
+    }
+  }
+
+  metric_query {
+    id          = "visible"
+    return_data = !local.scale_down_on_backlog
+    metric {
+      namespace   = "AWS/SQS"
+      metric_name = "ApproximateNumberOfMessagesVisible"
+      dimensions  = local.queue_dimensions
+      stat        = "Maximum"
+      period      = var.scale_down_period_seconds
+    }
+  }
+
+  dynamic "metric_query" {
+    for_each = local.scale_down_on_backlog ? ["in_flight"] : []
+    content {
+      id = "in_flight"
+      metric {
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesNotVisible"
+        dimensions  = local.queue_dimensions
+        stat        = "Maximum"
+        period      = var.scale_down_period_seconds
+      }
+    }
+  }
 }
 
 # --- target tracking mode ----------------------------------------------------------------------------------
@@ -168,8 +203,11 @@ resource "aws_autoscaling_policy" "activate" {
   name                   = "${var.name}-activate-from-zero"
   autoscaling_group_name = aws_autoscaling_group.workers.name
   policy_type            = "StepScaling"
-  # Exact capacity: re-firing while the first workers boot is a no-op, never a pile-up.
-  adjustment_type           = "ExactCapacity"
+  # ChangeInCapacity, not ExactCapacity: the alarm stays in ALARM a period or two after desired leaves 0 (metric
+  # lag) and its action is invoked at every evaluation; ExactCapacity would then set desired back down, undoing
+  # the scale-outs of the other policy. ChangeInCapacity only adds, and adds nothing while the first workers are
+  # within their warmup (they count as capacity).
+  adjustment_type           = "ChangeInCapacity"
   estimated_instance_warmup = var.instance_warmup_seconds
 
   step_adjustment {
@@ -181,17 +219,19 @@ resource "aws_autoscaling_policy" "activate" {
 resource "aws_cloudwatch_metric_alarm" "activate" {
   count               = var.min_size == 0 ? 1 : 0
   alarm_name          = "${var.name}-backlog-with-no-workers"
-  alarm_description   = "Jobs are waiting and no worker is in service: start the first workers."
+  alarm_description   = "Jobs are waiting and desired capacity is 0: start the first workers."
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.scale_from_zero_backlog_threshold
   evaluation_periods  = var.scale_up_evaluation_periods
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_autoscaling_policy.activate[0].arn]
 
+  # Gated on desired capacity, not on in-service workers: once desired is above 0 the first workers are on their
+  # way (booting takes minutes) and the other policy owns the size.
   metric_query {
-    id          = "backlog_without_workers"
-    label       = "backlog while no worker is in service"
-    expression  = "IF(in_service < 1, visible + in_flight, 0)"
+    id          = "backlog_at_zero_desired"
+    label       = "backlog while desired capacity is 0"
+    expression  = "IF(desired < 1, visible + in_flight, 0)"
     return_data = true
   }
 
@@ -217,11 +257,12 @@ resource "aws_cloudwatch_metric_alarm" "activate" {
     }
   }
 
+  # Published because the group enables metrics collection for GroupDesiredCapacity (workers.tf).
   metric_query {
-    id = "in_service"
+    id = "desired"
     metric {
       namespace   = "AWS/AutoScaling"
-      metric_name = "GroupInServiceInstances"
+      metric_name = "GroupDesiredCapacity"
       dimensions  = local.asg_dimensions
       stat        = "Maximum"
       period      = var.scale_up_period_seconds

@@ -377,7 +377,7 @@ variable "scale_up_period_seconds" {
 }
 
 variable "scale_up_adjustment" {
-  description = "Step mode: workers added per scale-up step. Also the capacity the scale-from-zero activation sets."
+  description = "Step mode: workers added per scale-up step. Also what the scale-from-zero activation adds."
   type        = number
   default     = 1
 
@@ -420,8 +420,19 @@ variable "scale_up_cooldown_seconds" {
   }
 }
 
+variable "scale_down_metric" {
+  description = "Step mode: what the scale-down alarm compares with scale_down_threshold. \"backlog\" (default): jobs waiting + in flight (metric math with ApproximateNumberOfMessagesNotVisible), so a busy fleet never reads as idle; the fleet shrinks only once it is nearly idle, and holds its size under any steady load above the threshold. \"visible\": jobs waiting only; shrinks whenever the fleet keeps up, which flaps when the load needs more than min_size workers (each removal lets a queue build, the next scale-up buys it back). For proportional scale-in under load use scaling_mode = \"target_tracking\"."
+  type        = string
+  default     = "backlog"
+
+  validation {
+    condition     = contains(["backlog", "visible"], var.scale_down_metric)
+    error_message = "scale_down_metric must be \"backlog\" (visible + in flight) or \"visible\"."
+  }
+}
+
 variable "scale_down_threshold" {
-  description = "Step mode: scale down when ApproximateNumberOfMessagesVisible (Maximum per period) is below this. Busy workers are protected from scale-in, so only idle ones go."
+  description = "Step mode: scale down when scale_down_metric (Maximum per period) is below this. Workers are never cut mid-job: the surplus finishes its jobs before it goes."
   type        = number
   default     = 10
 
@@ -476,9 +487,9 @@ variable "scale_down_cooldown_seconds" {
 }
 
 variable "target_backlog_per_instance" {
-  description = "Target-tracking mode: messages (visible + in flight) per in-service worker the policy holds. It counts what workers hold, so it must exceed one worker's concurrency (WORKER_CONCURRENCY; vLLM's max-num-seqs, 1024, by default) or a merely busy fleet reads as overloaded and scales to max_size. The excess is the queue accepted per worker: about throughput per worker x acceptable wait."
+  description = "Target-tracking mode: messages (visible + in flight) per in-service worker the policy holds. Keep it below what a saturated worker holds in flight (WORKER_CONCURRENCY; vLLM's max-num-seqs, 1024, by default): while the fleet keeps up the metric is in flight per worker, about utilisation x concurrency, so the target is a utilisation (768 = 75 %) and any queue pushes it over. A target above concurrency is reached only once a queue has formed: the fleet then shrinks until it falls behind and grows back by the whole backlog, over and over."
   type        = number
-  default     = 2000
+  default     = 768
 
   validation {
     condition     = var.target_backlog_per_instance >= 1 && var.target_backlog_per_instance <= 1000000
@@ -498,7 +509,7 @@ variable "target_tracking_warmup_seconds" {
 }
 
 variable "scale_from_zero_backlog_threshold" {
-  description = "With min_size 0: start a worker when the backlog (visible + in flight) is above this while no worker is in service."
+  description = "With min_size 0: start workers when the backlog (visible + in flight) is above this while desired capacity is 0."
   type        = number
   default     = 0
 

@@ -1,6 +1,7 @@
 # GPU workers: one vLLM server and one worker process per instance, in an ASG over the private subnets.
-# Termination is graceful: a lifecycle hook holds a terminating instance while the worker drains (stop polling,
-# finish or release in-flight jobs), and the worker protects its instance from scale-in while it holds jobs.
+# Termination is graceful: every worker protects its instance from scale-in and, when the group has more in service
+# than desired, the surplus workers finish their jobs before lifting it (worker/scale-in.ts); a lifecycle hook holds
+# a terminating instance while the worker drains (stop polling, finish or release in-flight jobs).
 
 locals {
   asg_name  = "${var.name}-workers"
@@ -137,11 +138,12 @@ resource "aws_autoscaling_group" "workers" {
   health_check_type         = "EC2"
   health_check_grace_period = var.instance_warmup_seconds
   default_instance_warmup   = var.instance_warmup_seconds
-  protect_from_scale_in     = false # per instance, toggled by the worker while it holds jobs
+  protect_from_scale_in     = false # per instance: each worker protects its own at start; a booting one is fair game
   capacity_rebalance        = false
   wait_for_capacity_timeout = "0" # GPU capacity can take long to find; do not fail the apply on it
 
-  # GroupInServiceInstances feeds the backlog-per-instance math, the scale-from-zero and no-workers alarms.
+  # GroupInServiceInstances feeds the backlog-per-instance math and the no-workers alarm; GroupDesiredCapacity
+  # gates the scale-from-zero activation (scaling.tf). Without collection these metrics are never published.
   enabled_metrics     = ["GroupInServiceInstances", "GroupDesiredCapacity", "GroupPendingInstances", "GroupTerminatingInstances"]
   metrics_granularity = "1Minute"
 
@@ -155,7 +157,7 @@ resource "aws_autoscaling_group" "workers" {
     preferences {
       min_healthy_percentage = 50
       instance_warmup        = var.instance_warmup_seconds
-      # Busy workers are scale-in protected; a refresh still replaces them, draining through the lifecycle hook.
+      # Workers are scale-in protected; a refresh still replaces them, draining through the lifecycle hook.
       scale_in_protected_instances = "Refresh"
     }
   }

@@ -12,6 +12,7 @@ import { test } from "node:test";
 import { promisify } from "node:util";
 import { ConfigError } from "../shared/errors.ts";
 import { evaluateAlarm, type AlarmSpec } from "../scripts/scaling/alarm.ts";
+import { AutoScalingGroup, type ScaleInMode } from "../scripts/scaling/auto-scaling-group.ts";
 import { arrivalsPerMinute, parseArrivalsCsv } from "../scripts/scaling/load-profile.ts";
 import { FluidQueue } from "../scripts/scaling/queue-model.ts";
 import { FALLBACKS, toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
@@ -53,6 +54,53 @@ test("hand-checked: constant load above one instance's capacity scales out once 
   assert.equal(summary.jobsQueuedAtEnd, 0);
 });
 
+test("hand-checked: cooperative scale-in shrinks a busy fleet; volunteers are billed until their jobs are done", () => {
+  // 3 instances of 60 jobs/min each, 60 jobs/min arriving: the queue stays empty and each job is in flight 30 s, so
+  // in flight = 60 × 30/60 = 30 at the end of every minute, visible 0: backlog (visible + in flight) = 30.
+  // Scale-down on backlog < 50 for 5 × 60 s, no lag: ALARM at the end of minute 4 → desired 2 from minute 5;
+  // cooldown 10 min → again at minute 14 → desired 1 from minute 15; then min_size holds.
+  // A volunteer takes no jobs from the first minute and goes after ceil((60 s check + 30 s jobs) / 60) = 2 minutes:
+  // billed 3 in minutes 0–6, 2 in minutes 7–16, 1 in minutes 17–29: 21 + 20 + 13 = 54 instance-minutes.
+  // Unprotected, a terminated worker drains ceil(30 / 60) = 1 minute instead: 3 in 0–5, 2 in 6–15, 1 in 16–29:
+  // 18 + 20 + 14 = 52. With the default threshold (10) the backlog of 30 never breaches: no scale-in at all.
+  const raw = { min_size: 1, max_size: 3, scale_up_threshold: 100, scale_down_threshold: 50 };
+  const model: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricLagMinutes: 0, initialInstances: 3 };
+  const arrivals = new Array(30).fill(60);
+  const cooperative = simulate(toScalingVariables(raw), arrivals, model);
+  assert.deepEqual(cooperative.actions.map((a) => [a.minute, a.policy, a.from, a.to]), [[4, "scale-down", 3, 2], [14, "scale-down", 2, 1]]);
+  assert.deepEqual([4, 5, 6, 7].map((k) => [cooperative.minutes[k]!.inService, cooperative.minutes[k]!.leaving]), [[3, 0], [2, 1], [2, 1], [2, 0]]);
+  assert.deepEqual(cooperative.minutes.map((m) => m.billed).join(""), `${"3".repeat(7)}${"2".repeat(10)}${"1".repeat(13)}`);
+  assert.equal(cooperative.minutes[5]!.inFlight, 30, "the volunteer's jobs still count as in flight");
+  assert.ok(cooperative.minutes.every((m) => m.depth === 0));
+
+  const unprotected = simulate(toScalingVariables(raw), arrivals, { ...model, scaleIn: "unprotected" });
+  assert.deepEqual(unprotected.actions.map((a) => [a.minute, a.from, a.to]), [[4, 3, 2], [14, 2, 1]]);
+  assert.equal(unprotected.minutes.reduce((sum, m) => sum + m.billed, 0), 52);
+  assert.equal(unprotected.minutes[5]!.draining, 1);
+
+  const idleOnly = simulate(toScalingVariables({ ...raw, scale_down_threshold: 10 }), arrivals, model);
+  assert.deepEqual(idleOnly.actions, []);
+  const visibleOnly = simulate(toScalingVariables({ ...raw, scale_down_threshold: 10, scale_down_metric: "visible" }), arrivals, model);
+  assert.equal(visibleOnly.actions.length, 2, "visible is 0 below threshold 10: the same two scale-ins");
+});
+
+test("group: a scale-out during a volunteer's leave calls it back before launching; Pending instances go first", () => {
+  const group = new AutoScalingGroup({ minSize: 1, maxSize: 4, bootMinutes: 8, drainMinutes: 1, leaveMinutes: 2, initialInService: 3, scaleIn: "cooperative" });
+  group.setDesired(2, 5);
+  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 1, draining: 0 });
+  assert.equal(group.inServiceMetric(), 3, "still InService to CloudWatch");
+  group.setDesired(3, 6);
+  assert.deepEqual(group.counts(), { pending: 0, inService: 3, leaving: 0, draining: 0 });
+  group.setDesired(4, 6);
+  assert.deepEqual(group.counts(), { pending: 1, inService: 3, leaving: 0, draining: 0 });
+  group.setDesired(2, 7);
+  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 1, draining: 0 });
+  group.advance(8);
+  assert.equal(group.billable(), 3);
+  group.advance(9);
+  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 0, draining: 0 });
+});
+
 const BASE_MODEL: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 20, metricLagMinutes: 1 };
 
 interface Scenario {
@@ -84,16 +132,20 @@ function scenarios(): Scenario[] {
 
 test("invariants: capacity within [min, max], cooldowns and warmups respected, scale-in only on a breaching low alarm", () => {
   for (const { name, raw, arrivals } of scenarios()) {
-    for (const scaleInProtection of [true, false]) {
+    for (const scaleIn of ["cooperative", "unprotected"] as const) {
       const vars = toScalingVariables(raw);
-      const result = simulate(vars, arrivals, { ...BASE_MODEL, scaleInProtection });
-      const label = `${name}${scaleInProtection ? "" : "/unprotected"}`;
+      const result = simulate(vars, arrivals, { ...BASE_MODEL, scaleIn });
+      const label = `${name}/${scaleIn}`;
       for (const m of result.minutes) {
         assert.ok(m.desired >= vars.minSize && m.desired <= vars.maxSize, `${label} minute ${m.minute}: desired ${m.desired}`);
         const active = m.inService + m.pending;
         assert.ok(active >= vars.minSize && active <= vars.maxSize, `${label} minute ${m.minute}: ${active} instances`);
+        // Volunteers are still in the group: they never take it over max_size.
+        assert.ok(active + m.leaving <= vars.maxSize, `${label} minute ${m.minute}: ${active} + ${m.leaving} leaving`);
+        if (scaleIn === "unprotected") assert.equal(m.leaving, 0);
+        else assert.equal(m.draining, 0);
       }
-      checkStepTiming(label, vars, result, scaleInProtection);
+      checkStepTiming(label, vars, result, scaleIn);
       checkScaleInOnLowAlarm(label, vars, result, arrivals.length);
     }
   }
@@ -101,25 +153,26 @@ test("invariants: capacity within [min, max], cooldowns and warmups respected, s
 
 /**
  * Step mode. Scale-down (simple scaling): actions at least the cooldown apart. Scale-up (step scaling with an
- * estimated instance warmup): it never adds more than a step beyond the instances already running; and with one
- * step size and no protected surplus (desired = running), two scale-ups are at least the warmup apart — the second
- * needs the first one's instance warmed up.
+ * estimated instance warmup): it never adds more than a step beyond the instances already in the group; and with
+ * one step size and unprotected scale-in (no volunteer can be called back: every scale-up launches), two scale-ups
+ * are at least the warmup apart — the second needs the first one's instance warmed up.
  */
-function checkStepTiming(label: string, vars: ReturnType<typeof toScalingVariables>, result: SimulationResult, protectedSurplus: boolean): void {
+function checkStepTiming(label: string, vars: ReturnType<typeof toScalingVariables>, result: SimulationResult, scaleIn: ScaleInMode): void {
   if (vars.scalingMode !== "step") return;
   const downs = result.actions.filter((a) => a.policy === "scale-down");
   for (let i = 1; i < downs.length; i++) {
     const gap = downs[i]!.minute - downs[i - 1]!.minute;
     assert.ok(gap * 60 >= vars.scaleDownCooldownSeconds, `${label}: scale-downs ${gap} min apart`);
   }
-  const oneStep = vars.scaleUpLargeAdjustment === vars.scaleUpAdjustment && !protectedSurplus;
+  const oneStep = vars.scaleUpLargeAdjustment === vars.scaleUpAdjustment && scaleIn === "unprotected";
   let previous: (typeof result.actions)[number] | undefined;
   for (const action of result.actions) {
     if (action.policy !== "scale-up") {
       previous = undefined; // another policy moved desired: the next scale-up starts afresh
       continue;
     }
-    const running = result.minutes[action.minute]!.inService + result.minutes[action.minute]!.pending;
+    const m = result.minutes[action.minute]!;
+    const running = m.inService + m.pending + m.leaving;
     assert.ok(action.to <= running + vars.scaleUpLargeAdjustment, `${label}: scale-up to ${action.to} with ${running} running`);
     if (oneStep && previous) {
       const gap = action.minute - previous.minute;
@@ -144,7 +197,9 @@ function checkScaleInOnLowAlarm(label: string, vars: ReturnType<typeof toScaling
     assert.ok(last - periods + 1 >= 0, `${label}: scale-in at ${action.minute} before the alarm had ${periods} periods`);
     for (let j = last - periods + 1; j <= last; j++) {
       const m = result.minutes[j]!;
-      const value = step ? m.depth : (m.depth + m.inFlight) / m.inService;
+      const backlog = m.depth + m.inFlight;
+      // GroupInServiceInstances counts volunteers: they are InService until terminated.
+      const value = step ? (vars.scaleDownMetric === "backlog" ? backlog : m.depth) : backlog / (m.inService + m.leaving);
       assert.ok(value < threshold, `${label}: scale-in at ${action.minute} but minute ${j} read ${value} ≥ ${threshold}`);
     }
   }
@@ -171,6 +226,22 @@ test("min_size 0: from zero instances a backlog triggers a launch and the first 
     assert.equal(summary.maxWaitSeconds, 660);
     assert.ok(summary.minutesOverSla > 0);
   }
+});
+
+test("min_size 0: the activation stops once desired is above 0, so scale-ups during the first boot stand", () => {
+  // 200 jobs/min against a fleet of zero. Visible: 200, 400, … The activation alarm (2 periods, lag 1) sees
+  // desired 0 with a backlog in minutes 0–1: ALARM at the end of minute 2 → desired 1 (launch at 3). At the end of
+  // minute 3 it still sees desired 0 (minutes 1–2) and stays in ALARM, but adding to "warmed-up 0 + 1" changes
+  // nothing. The step alarm (visible > 100) is in ALARM from minute 2 on; its warmup (300 s) counts the launch of
+  // minute 3 as capacity until minute 8: at the end of minute 7, 1 warmed up + 1 → 2; then every 5 min, up to max.
+  const vars = toScalingVariables({ min_size: 0, max_size: 4 });
+  const result = simulate(vars, new Array(40).fill(200), BASE_MODEL);
+  assert.deepEqual(
+    result.actions.map((a) => [a.minute, a.policy, a.from, a.to]),
+    [[2, "activation", 0, 1], [7, "scale-up", 1, 2], [12, "scale-up", 2, 3], [17, "scale-up", 3, 4]],
+  );
+  assert.equal(result.minutes[3]!.alarms.activation, "ALARM");
+  assert.equal(result.minutes[4]!.alarms.activation, "OK");
 });
 
 test("alarm: M of N periods, period statistics, lag, missing data", () => {

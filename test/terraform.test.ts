@@ -23,6 +23,12 @@ const PLANTED: Record<string, RegExp[]> = {
   "variables-documented": [/no type/, /no description/],
   "variables-validated": [/variable min_size/, /variable max_size/],
   "scaling-variables": [/scale_up_threshold: default 50/, /scale_up_cooldown_seconds: missing/],
+  "scale-from-zero": [
+    /aws_cloudwatch_metric_alarm\.activate: does not read GroupDesiredCapacity/,
+    /aws_autoscaling_policy\.activate: adjustment_type ExactCapacity/,
+    /GroupInServiceInstances is read .* not in enabled_metrics/,
+  ],
+  "scale-in-counts-in-flight": [/aws_cloudwatch_metric_alarm\.scale_down: scales in on visible messages without in-flight/, /scale_down_math: reads in_flight but/],
   "tunables-are-variables": [/scale_up\.period = 60/, /scale_up\.threshold = 100/, /scale_down\.cooldown = 600/, /scale_down\.scaling_adjustment = -1/],
   "iam-no-wildcards": [/wildcard action sqs:\*/, /resource "\*" without a condition/, /aws_iam_role_policy\.inline\.policy/],
   "iam-queue-scoped": [/someone-elses-queue/],
@@ -202,9 +208,13 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
     const base = ["plan", "-input=false", "-lock=false", "-var=worker_artifact_s3_uri=s3://bucket/worker.tar.gz"];
     const ok = terraform(base, dir);
     assert.equal(ok.status, 0, ok.stderr);
-    const bad = terraform([...base, "-var=scale_down_threshold=200", "-var=lifecycle_hook_timeout_seconds=100", "-var=scale_up_period_seconds=30"], dir);
+    const bad = terraform(
+      [...base, "-var=scale_down_threshold=200", "-var=lifecycle_hook_timeout_seconds=100", "-var=scale_up_period_seconds=30", "-var=scale_down_metric=in_flight"],
+      dir,
+    );
     assert.notEqual(bad.status, 0);
-    for (const message of [/scale_down_threshold must/, /lifecycle_hook_timeout_seconds must exceed/, /scale_up_period_seconds must be a multiple of 60/]) {
+    const messages = [/scale_down_threshold must/, /lifecycle_hook_timeout_seconds must exceed/, /scale_up_period_seconds must be a multiple of 60/, /scale_down_metric must be/];
+    for (const message of messages) {
       assert.match(bad.stderr.replace(/\s+/g, " "), message);
     }
   });

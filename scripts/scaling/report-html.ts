@@ -39,10 +39,10 @@ export function renderHtmlReport(runs: readonly VariantRun[], context: ReportCon
       runs.map((r, i) => ({ label: r.name, color: color(i), values: r.result.minutes.map((m) => m.depth) })),
     ),
     chart(
-      "Instances: InService (solid), InService + Pending (dashed)",
+      "Instances: InService taking jobs (solid), billed: + Pending, leaving, draining (dashed)",
       runs.flatMap((r, i) => [
         { label: `${r.name} in service`, color: color(i), values: r.result.minutes.map((m) => m.inService) },
-        { label: `${r.name} + pending`, color: color(i), values: r.result.minutes.map((m) => m.inService + m.pending), dashed: true },
+        { label: `${r.name} billed`, color: color(i), values: r.result.minutes.map((m) => m.billed), dashed: true },
       ]),
     ),
     chart(

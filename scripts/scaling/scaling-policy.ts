@@ -2,16 +2,17 @@
  * The ASG's scaling policies, replayed: which alarms exist for a variable set, and what each minute's alarm states
  * do to desired capacity, as terraform/scaling.tf builds them.
  *
- * step (`scaling_mode = "step"`): two alarms on ApproximateNumberOfMessagesVisible, statistic Maximum —
- *   scale-up   > scale_up_threshold for scale_up_evaluation_periods × scale_up_period_seconds  → a StepScaling
+ * step (`scaling_mode = "step"`): two alarms, statistic Maximum —
+ *   scale-up   ApproximateNumberOfMessagesVisible > scale_up_threshold for scale_up_evaluation_periods × scale_up_period_seconds  → a StepScaling
  *              policy: +scale_up_adjustment, or +scale_up_large_adjustment when the breaching value is at least
  *              threshold × scale_up_large_threshold_multiple. Step policies have no cooldown; their estimated
  *              instance warmup (scale_up_cooldown_seconds) keeps new instances out of "current capacity": desired
  *              becomes max(desired, warmed-up instances + step). So while the alarm stays in ALARM (the action is
  *              invoked every minute), the same step adds again only once the last launch has warmed up, and a
  *              bigger step adds at once. A warmup shorter than boot + model load adds again while instances boot.
- *   scale-down < scale_down_threshold for scale_down_evaluation_periods × scale_down_period_seconds  → a
- *              SimpleScaling policy: −scale_down_adjustment, then no further simple-scaling activity until
+ *   scale-down scale_down_metric < scale_down_threshold for scale_down_evaluation_periods ×
+ *              scale_down_period_seconds, where the metric is "backlog" (metric math: visible + NotVisible, the
+ *              default: a busy fleet never reads as idle) or "visible" → a SimpleScaling policy: −scale_down_adjustment, then no further simple-scaling activity until
  *              scale_down_cooldown_seconds have passed. AWS starts the cooldown when the activity completes; the model
  *              starts it at the decision (terminations start at once; the drain is separate).
  *
@@ -24,12 +25,13 @@
  *   AWS counts warmup from InService; without a launch lifecycle hook an instance is InService a minute or so after
  *   launch and loads its model during the warmup, so the model counts it from launch.
  *
- * min_size = 0 (both modes): an activation alarm on IF(InService < 1, visible + in flight, 0), Maximum, >
- * scale_from_zero_backlog_threshold for scale_up_evaluation_periods × scale_up_period_seconds, invokes a step
- * policy with ExactCapacity = scale_up_adjustment. Target tracking cannot scale from zero itself (its metric is
- * undefined with 0 InService), so the first job of a burst pays the cold start — boot plus model load — in full.
- * ExactCapacity is modelled as AWS documents it: it sets desired to exactly that value, also downwards, so while
- * the first instance boots (alarm still in ALARM) it undoes scale-outs the other policies make.
+ * min_size = 0 (both modes): an activation alarm on IF(GroupDesiredCapacity < 1, visible + in flight, 0),
+ * Maximum, > scale_from_zero_backlog_threshold for scale_up_evaluation_periods × scale_up_period_seconds, invokes a
+ * step policy with ChangeInCapacity + scale_up_adjustment and instance_warmup_seconds as its warmup. Gated on
+ * desired (not InService), it stops breaching as soon as desired is above 0, not when the first instance has
+ * booted; the invocations still due to the metric lag cannot lower capacity (ChangeInCapacity only adds) and add
+ * nothing while the first instances warm up. Target tracking cannot scale from zero itself (its metric is undefined
+ * with 0 InService), so the first job of a burst pays the cold start — boot plus model load — in full.
  */
 import { evaluateAlarm, type AlarmSpec, type AlarmState } from "./alarm.ts";
 import type { AutoScalingGroup } from "./auto-scaling-group.ts";
@@ -43,8 +45,8 @@ export interface ScalingMetrics {
   backlog: Array<number | undefined>;
   /** Backlog ÷ GroupInServiceInstances (metric math); missing when none are InService. */
   backlogPerInstance: Array<number | undefined>;
-  /** Backlog while no instance is InService, else 0 (the activation alarm's metric math). */
-  backlogWithoutWorkers: Array<number | undefined>;
+  /** Backlog while desired capacity is 0, else 0 (the activation alarm's metric math). */
+  backlogAtZeroDesired: Array<number | undefined>;
 }
 
 export interface AlarmBinding {
@@ -90,7 +92,7 @@ export function createScalingPolicy(vars: ScalingVariables, options: PolicyOptio
 
 function activationAlarm(vars: ScalingVariables): AlarmBinding {
   return {
-    metric: "backlogWithoutWorkers",
+    metric: "backlogAtZeroDesired",
     spec: {
       name: ALARM.activation,
       statistic: "Maximum",
@@ -120,10 +122,13 @@ abstract class BasePolicy implements ScalingPolicy {
     return out;
   }
 
-  /** Scale from zero: the activation policy, shared by both modes. */
+  /** Scale from zero: the activation policy, shared by both modes (a step policy: ChangeInCapacity with warmup). */
   protected activate(minute: number, group: AutoScalingGroup, state: AlarmState | undefined): ScalingAction | undefined {
-    if (state !== "ALARM" || group.desired === this.vars.scaleUpAdjustment) return undefined;
-    return this.apply(minute, group, ALARM.activation, this.vars.scaleUpAdjustment, "backlog with no instance in service");
+    if (state !== "ALARM") return undefined;
+    const warmupMinutes = this.vars.instanceWarmupSeconds / 60;
+    const target = group.warmedUp(minute + 1, warmupMinutes) + this.vars.scaleUpAdjustment;
+    if (group.clamp(target) <= group.desired) return undefined;
+    return this.apply(minute, group, ALARM.activation, target, "backlog with desired capacity 0");
   }
 
   protected apply(minute: number, group: AutoScalingGroup, policy: string, target: number, reason: string): ScalingAction | undefined {
@@ -158,7 +163,7 @@ class StepPolicy extends BasePolicy {
         },
       },
       {
-        metric: "visible",
+        metric: vars.scaleDownMetric,
         spec: {
           name: ALARM.down,
           statistic: "Maximum",
@@ -189,7 +194,7 @@ class StepPolicy extends BasePolicy {
     }
     const down = alarms[ALARM.down];
     if (down?.state === "ALARM" && now >= this.cooldownUntil) {
-      const action = this.apply(minute, group, ALARM.down, group.desired - v.scaleDownAdjustment, `visible ${fmt(down.value)} < ${v.scaleDownThreshold}`);
+      const action = this.apply(minute, group, ALARM.down, group.desired - v.scaleDownAdjustment, `${v.scaleDownMetric} ${fmt(down.value)} < ${v.scaleDownThreshold}`);
       if (action) this.cooldownUntil = now + v.scaleDownCooldownSeconds / 60;
       return { action, alarms: states };
     }
@@ -240,9 +245,9 @@ class TargetTrackingPolicy extends BasePolicy {
     }
     const low = alarms[ALARM.low];
     if (low?.state === "ALARM" && low.value !== undefined && group.warming(now, this.warmupMinutes) === 0) {
-      const needed = Math.ceil((group.counts().inService * low.value) / target);
+      const needed = Math.ceil((group.inServiceMetric() * low.value) / target);
       const floor = group.desired - Math.max(1, Math.floor(group.desired * TT_SCALE_IN_FRACTION));
-      // Scale-in never raises desired, even when protected instances keep more running than desired.
+      // Scale-in never raises desired, even while volunteers keep more instances InService than desired.
       const to = Math.min(group.desired, Math.max(needed, floor));
       const action = this.apply(minute, group, ALARM.low, to, `backlog/instance ${fmt(low.value)} < ${fmt(target * TT_LOW_FRACTION)}`);
       return { action, alarms: states };

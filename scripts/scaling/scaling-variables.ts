@@ -7,6 +7,8 @@
 import { ConfigError } from "../../shared/errors.ts";
 
 export type ScalingMode = "step" | "target_tracking";
+/** What the step scale-down alarm watches: visible + in flight (metric math), or visible only. */
+export type ScaleDownMetric = "backlog" | "visible";
 
 export interface ScalingVariables {
   scalingMode: ScalingMode;
@@ -19,7 +21,8 @@ export interface ScalingVariables {
   /** Instances added instead when the metric is at least threshold × largeThresholdMultiple (terraform: 0 = off). */
   scaleUpLargeAdjustment: number;
   scaleUpLargeThresholdMultiple: number;
-  /** Step mode, scale-in alarm: ApproximateNumberOfMessagesVisible < threshold for N periods. */
+  /** Step mode, scale-in alarm: scaleDownMetric < threshold for N periods. */
+  scaleDownMetric: ScaleDownMetric;
   scaleDownThreshold: number;
   scaleDownEvaluationPeriods: number;
   scaleDownPeriodSeconds: number;
@@ -50,13 +53,14 @@ export const FALLBACKS: Readonly<Record<string, number | string>> = {
   scale_up_adjustment: 1,
   scale_up_large_adjustment: 0,
   scale_up_large_threshold_multiple: 5,
+  scale_down_metric: "backlog",
   scale_down_threshold: 10,
   scale_down_evaluation_periods: 5,
   scale_down_period_seconds: 60,
   scale_down_adjustment: 1,
   scale_up_cooldown_seconds: 300,
   scale_down_cooldown_seconds: 600,
-  target_backlog_per_instance: 2000,
+  target_backlog_per_instance: 768,
   target_tracking_warmup_seconds: 480,
   scale_from_zero_backlog_threshold: 0,
   min_size: 2,
@@ -100,6 +104,8 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
   };
   const mode = value("scaling_mode");
   if (mode !== "step" && mode !== "target_tracking") problems.push(`scaling_mode: ${JSON.stringify(mode)} is not "step" or "target_tracking"`);
+  const downMetric = value("scale_down_metric");
+  if (downMetric !== "backlog" && downMetric !== "visible") problems.push(`scale_down_metric: ${JSON.stringify(downMetric)} is not "backlog" or "visible"`);
   const vars: ScalingVariables = {
     scalingMode: mode === "target_tracking" ? "target_tracking" : "step",
     scaleUpThreshold: num("scale_up_threshold", 0),
@@ -108,6 +114,7 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
     scaleUpAdjustment: num("scale_up_adjustment", 1),
     scaleUpLargeAdjustment: num("scale_up_large_adjustment", 0),
     scaleUpLargeThresholdMultiple: num("scale_up_large_threshold_multiple", 1),
+    scaleDownMetric: downMetric === "visible" ? "visible" : "backlog",
     scaleDownThreshold: num("scale_down_threshold", 0),
     scaleDownEvaluationPeriods: num("scale_down_evaluation_periods", 1),
     scaleDownPeriodSeconds: period("scale_down_period_seconds"),

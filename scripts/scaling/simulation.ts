@@ -1,13 +1,12 @@
 /**
  * One variable set replayed against one load profile, minute by minute. Order inside minute k:
- *   1. the group advances: instances whose boot finished go InService, drained ones terminate, a surplus held by
- *      scale-in protection starts draining if the workers were idle at the end of the last minute;
- *   2. jobs arrive and InService workers start them at InService × throughput (the queue model);
- *   3. SQS publishes the minute's datapoints (visible, in flight, backlog per instance), sampled at its end;
+ *   1. the group advances: instances whose boot finished go InService, volunteers and drained instances go;
+ *   2. jobs arrive and InService workers (not volunteers) start them at InService × throughput (the queue model);
+ *   3. SQS and the ASG publish the minute's datapoints (visible, in flight, InService, desired), sampled at its end;
  *   4. alarms are evaluated on the datapoints they can see (lagged), policies act; changes apply from minute k + 1.
  * In flight ≈ start rate × job duration (Little's law on a busy worker): the messages SQS counts as NotVisible.
  */
-import { AutoScalingGroup } from "./auto-scaling-group.ts";
+import { AutoScalingGroup, type ScaleInMode } from "./auto-scaling-group.ts";
 import { FluidQueue, type WaitSegment } from "./queue-model.ts";
 import type { AlarmState } from "./alarm.ts";
 import { createScalingPolicy, type ScalingAction, type ScalingMetrics } from "./scaling-policy.ts";
@@ -24,9 +23,16 @@ export interface ModelOptions {
   metricLagMinutes: number;
   /** Instances InService at minute 0 (default min_size). */
   initialInstances?: number;
-  /** Workers protect their instance from scale-in while holding jobs (terraform's workers do). Default true. */
-  scaleInProtection?: boolean;
+  /**
+   * "cooperative" (default, what worker/scale-in.ts does): workers keep their instance scale-in protected and the
+   * surplus volunteers, finishes its jobs and leaves. "unprotected": the ASG terminates the surplus at once and it
+   * drains through the lifecycle hook.
+   */
+  scaleIn?: ScaleInMode;
 }
+
+/** How often a worker reads the group to see whether it should volunteer (worker/scale-in.ts: every minute). */
+export const SCALE_IN_CHECK_SECONDS = 60;
 
 export interface MinuteRecord {
   minute: number;
@@ -37,8 +43,11 @@ export interface MinuteRecord {
   inFlight: number;
   oldestAgeSeconds: number;
   meanWaitSeconds: number;
+  /** InService and taking jobs. */
   inService: number;
   pending: number;
+  /** InService volunteers finishing their jobs before they go (cooperative scale-in). */
+  leaving: number;
   draining: number;
   desired: number;
   /** Instances billed this minute (Pending + InService + draining). */
@@ -59,35 +68,45 @@ export function drainMinutes(jobSeconds: number, lifecycleHookTimeoutSeconds: nu
   return Math.max(1, Math.ceil(Math.min(jobSeconds, lifecycleHookTimeoutSeconds) / 60));
 }
 
+/**
+ * Whole minutes a volunteer is billed after the decision: up to one check interval before its worker notices, then
+ * its in-flight jobs (not capped: it is still protected, so no hook timeout runs), then seconds of idle drain.
+ * It stops taking jobs from the first of those minutes: the capacity it would still give until its check is left
+ * out, a slight pessimism that only applies while the fleet has more workers than it needs.
+ */
+export function leaveMinutes(jobSeconds: number): number {
+  return Math.max(1, Math.ceil((SCALE_IN_CHECK_SECONDS + jobSeconds) / 60));
+}
+
 export function simulate(vars: ScalingVariables, arrivals: readonly number[], options: ModelOptions): SimulationResult {
   const group = new AutoScalingGroup({
     minSize: vars.minSize,
     maxSize: vars.maxSize,
     bootMinutes: Math.ceil(options.bootSeconds / 60),
     drainMinutes: drainMinutes(options.jobSeconds, vars.lifecycleHookTimeoutSeconds),
+    leaveMinutes: leaveMinutes(options.jobSeconds),
     initialInService: options.initialInstances ?? vars.minSize,
-    scaleInProtection: options.scaleInProtection ?? true,
+    scaleIn: options.scaleIn ?? "cooperative",
   });
   const policy = createScalingPolicy(vars, { metricLagMinutes: options.metricLagMinutes });
   const queue = new FluidQueue();
-  const metrics: ScalingMetrics = { visible: [], backlog: [], backlogPerInstance: [], backlogWithoutWorkers: [] };
+  const metrics: ScalingMetrics = { visible: [], backlog: [], backlogPerInstance: [], backlogAtZeroDesired: [] };
   const minutes: MinuteRecord[] = [];
   const actions: ScalingAction[] = [];
   const perInstancePerMinute = options.throughputJobsPerSecond * 60;
 
-  let workersIdle = true;
   arrivals.forEach((arrived, k) => {
-    group.advance(k, workersIdle);
+    group.advance(k);
     const counts = group.counts();
+    const inServiceMetric = group.inServiceMetric();
+    const desiredBefore = group.desired;
     const billed = group.billable();
     const outcome = queue.step(arrived, counts.inService * perInstancePerMinute);
     const inFlight = (outcome.endStartRate * options.jobSeconds) / 60;
     metrics.visible.push(outcome.depth);
     metrics.backlog.push(outcome.depth + inFlight);
-    metrics.backlogPerInstance.push(counts.inService > 0 ? (outcome.depth + inFlight) / counts.inService : undefined);
-    metrics.backlogWithoutWorkers.push(counts.inService > 0 ? 0 : outcome.depth + inFlight);
-    workersIdle = outcome.depth + inFlight < Math.max(1, counts.inService);
-    const desiredBefore = group.desired;
+    metrics.backlogPerInstance.push(inServiceMetric > 0 ? (outcome.depth + inFlight) / inServiceMetric : undefined);
+    metrics.backlogAtZeroDesired.push(desiredBefore < 1 ? outcome.depth + inFlight : 0);
     const step = policy.decide(k, group, metrics);
     if (step.action) actions.push(step.action);
     minutes.push({

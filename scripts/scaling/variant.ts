@@ -34,7 +34,7 @@ export function describePolicy(v: ScalingVariables): string {
   const large = v.scaleUpLargeAdjustment !== v.scaleUpAdjustment ? ` (+${v.scaleUpLargeAdjustment} at ×${v.scaleUpLargeThresholdMultiple})` : "";
   return (
     `step: visible > ${v.scaleUpThreshold} for ${v.scaleUpEvaluationPeriods}×${v.scaleUpPeriodSeconds} s → +${v.scaleUpAdjustment}${large}, ` +
-    `warmup ${v.scaleUpCooldownSeconds} s; < ${v.scaleDownThreshold} for ${v.scaleDownEvaluationPeriods}×${v.scaleDownPeriodSeconds} s → ` +
+    `warmup ${v.scaleUpCooldownSeconds} s; ${v.scaleDownMetric === "backlog" ? "visible + in flight" : "visible"} < ${v.scaleDownThreshold} for ${v.scaleDownEvaluationPeriods}×${v.scaleDownPeriodSeconds} s → ` +
     `−${v.scaleDownAdjustment}, cooldown ${v.scaleDownCooldownSeconds} s; ${size}`
   );
 }

@@ -19,13 +19,14 @@ scale_up_adjustment               = 1
 scale_up_large_adjustment         = 2
 scale_up_large_threshold_multiple = 5
 scale_up_cooldown_seconds         = 300
+scale_down_metric                 = "backlog" # visible + in flight: shrink only when nearly idle, never flap
 scale_down_threshold              = 10
 scale_down_evaluation_periods     = 5
 scale_down_cooldown_seconds       = 600
 
 # To track backlog per instance instead:
 # scaling_mode                   = "target_tracking"
-# target_backlog_per_instance    = 2000
+# target_backlog_per_instance    = 768
 # target_tracking_warmup_seconds = 480
 
 alarm_sns_topic_arns             = ["arn:aws:sns:us-east-1:123456789012:llm-fleet-oncall"]

@@ -48,6 +48,10 @@ run "step_mode_by_default" {
     error_message = "no scale-from-zero activation with min_size 2"
   }
   assert {
+    condition     = length(aws_cloudwatch_metric_alarm.scale_down[0].metric_query) == 3 && contains([for q in aws_cloudwatch_metric_alarm.scale_down[0].metric_query : q.expression if q.return_data == true], "visible + in_flight")
+    error_message = "scale-down must watch visible + in flight by default"
+  }
+  assert {
     condition     = aws_autoscaling_lifecycle_hook.drain.heartbeat_timeout == 300
     error_message = "lifecycle hook timeout must default to 300 s"
   }
@@ -75,6 +79,19 @@ run "second_scale_up_step" {
   }
 }
 
+run "scale_down_on_visible_only" {
+  command = plan
+
+  variables {
+    scale_down_metric = "visible"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.scale_down[0].metric_query) == 1 && alltrue([for q in aws_cloudwatch_metric_alarm.scale_down[0].metric_query : q.return_data == true && q.metric[0].metric_name == "ApproximateNumberOfMessagesVisible"])
+    error_message = "scale_down_metric = visible: one query, the visible depth, returned as is"
+  }
+}
+
 run "target_tracking_from_zero" {
   command = plan
 
@@ -90,6 +107,14 @@ run "target_tracking_from_zero" {
   assert {
     condition     = length(aws_autoscaling_policy.activate) == 1 && length(aws_cloudwatch_metric_alarm.activate) == 1
     error_message = "min_size 0 needs the activation alarm"
+  }
+  assert {
+    condition     = aws_autoscaling_policy.activate[0].adjustment_type == "ChangeInCapacity"
+    error_message = "the activation must not be able to lower capacity (ExactCapacity would undo scale-outs)"
+  }
+  assert {
+    condition     = contains([for q in aws_cloudwatch_metric_alarm.activate[0].metric_query : q.metric[0].metric_name if length(q.metric) > 0], "GroupDesiredCapacity") && contains(aws_autoscaling_group.workers.enabled_metrics, "GroupDesiredCapacity")
+    error_message = "the activation fires only at desired capacity 0, a metric the group must publish"
   }
   assert {
     condition     = length(aws_cloudwatch_metric_alarm.no_in_service_workers.metric_query) == 4
