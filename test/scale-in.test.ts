@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { Producer } from "../producer/producer.ts";
 import { startVllmSimulator, type RunningSimulator } from "../scripts/simulators/vllm/server.ts";
 import { DEFAULT_FAULTS } from "../scripts/simulators/vllm/options.ts";
+import { loadConfig } from "../shared/config.ts";
 import { AutoScalingError, AwsAutoScaling } from "../worker/auto-scaling.ts";
 import { chooseVolunteers, ScaleInCoordinator, type AutoScalingPort, type GroupInstance, type GroupView } from "../worker/scale-in.ts";
 import { queueFixture, silentLog, stopEmulator, storeFixture, until, type QueueFixture, type StoreFixture } from "./support/env.ts";
@@ -112,6 +113,14 @@ async function succeededOnce(s: StoreFixture, ids: string[]): Promise<number> {
   assert.ok(rows.every((r) => ["succeeded", "queued", "running"].includes(r.status)), "nothing failed or released as dead");
   return done.length;
 }
+
+test("config: scale-in is off without ASG_NAME, needs INSTANCE_ID with it, checks every 60 s by default", () => {
+  assert.equal(loadConfig({}).scaleIn, undefined);
+  assert.throws(() => loadConfig({ ASG_NAME: "fleet-workers" }), /INSTANCE_ID: required with ASG_NAME/);
+  assert.throws(() => loadConfig({ ASG_NAME: "fleet-workers", INSTANCE_ID: "not-an-id" }), /INSTANCE_ID: must be an EC2 instance id/);
+  assert.deepEqual(loadConfig({ ASG_NAME: "fleet-workers", INSTANCE_ID: "i-0123456789abcdef0" }).scaleIn, { groupName: "fleet-workers", instanceId: "i-0123456789abcdef0", checkIntervalMs: 60_000 });
+  assert.equal(loadConfig({ ASG_NAME: "g", INSTANCE_ID: "i-01234567", SCALE_IN_CHECK_INTERVAL_MS: "5000" }).scaleIn?.checkIntervalMs, 5_000);
+});
 
 describe("chooseVolunteers", () => {
   const view = (desired: number, ...inService: [string, string][]): GroupView => ({ desired, inService: inService.map(([id, availabilityZone]) => ({ id, availabilityZone })) });

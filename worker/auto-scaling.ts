@@ -41,6 +41,8 @@ export class AwsAutoScaling implements AutoScalingPort {
       region: o.region,
       ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }),
       ...(o.credentials === undefined ? {} : { credentials: o.credentials }),
+      // Bounded calls: the first protection is awaited before the worker starts taking work.
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 10_000 },
     });
   }
 

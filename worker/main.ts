@@ -12,6 +12,8 @@ import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { Worker } from "./worker.ts";
+import { AwsAutoScaling } from "./auto-scaling.ts";
+import { ScaleInCoordinator } from "./scale-in.ts";
 
 async function main(): Promise<void> {
   let config: Config;
@@ -26,6 +28,7 @@ async function main(): Promise<void> {
   const closers: (() => Promise<unknown> | unknown)[] = [];
   try {
     const worker = await build(config, log, closers);
+    const scaleIn = buildScaleIn(config, worker, log, closers);
     let signals = 0;
     const onSignal = (signal: string) => {
       signals += 1;
@@ -34,10 +37,13 @@ async function main(): Promise<void> {
         process.exit(1);
       }
       log.info({ signal }, "stopping");
+      void scaleIn?.stop();
       void worker.stop().then(() => shutdown(closers, log, 0));
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Protected from scale-in before the first job is taken (a failure is retried by the coordinator's checks).
+    await scaleIn?.start();
     worker.start();
     // Supervisors that spawned us with an IPC channel (the demo, the fault suite) learn we are up.
     process.send?.({ type: "ready", workerId: worker.workerId });
@@ -83,6 +89,15 @@ async function build(config: Config, log: Logger, closers: (() => unknown)[]): P
     ackFlushMs: config.worker.ackFlushMs,
     log,
   });
+}
+
+/** Scale-in cooperation when the worker runs in an Auto Scaling group (ASG_NAME and INSTANCE_ID set). */
+function buildScaleIn(config: Config, worker: Worker, log: Logger, closers: (() => unknown)[]): ScaleInCoordinator | undefined {
+  if (config.scaleIn === undefined) return undefined;
+  const port = new AwsAutoScaling({ region: config.queue.region, groupName: config.scaleIn.groupName, instanceId: config.scaleIn.instanceId });
+  const coordinator = new ScaleInCoordinator({ port, worker, instanceId: config.scaleIn.instanceId, checkIntervalMs: config.scaleIn.checkIntervalMs, log });
+  closers.push(() => port.close(), () => coordinator.stop());
+  return coordinator;
 }
 
 async function shutdown(closers: (() => unknown)[], log: Logger, code: number): Promise<never> {
