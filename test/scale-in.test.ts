@@ -31,6 +31,7 @@ class FakeGroup implements AutoScalingPort {
   failDescribes = 0;
   failProtects = 0;
   thrown = 0;
+  readonly failedAt: number[] = [];
   readonly protections: { protect: boolean; held: number; intakePaused: boolean; succeeded: number; released: number }[] = [];
   worker?: { held: number; intakePaused: boolean; counts: { succeeded: number; released: number } };
 
@@ -56,6 +57,7 @@ class FakeGroup implements AutoScalingPort {
     if (what === "describe") this.failDescribes -= 1;
     else this.failProtects -= 1;
     this.thrown += 1;
+    this.failedAt.push(Date.now());
     throw new AutoScalingError("AUTOSCALING_CALL_FAILED", `fake ${what}: Throttling: Rate exceeded`, true);
   }
 }
@@ -238,6 +240,8 @@ describe("scale-in with a real worker", () => {
       r.group.desired = 1;
       await until(() => r.coordinator.phase === "released", "protection lifted after the retries");
       assert.equal(group.failProtects, 0, "both failures were retried");
+      const [first, second] = group.failedAt.slice(-2);
+      assert.ok(second! - first! >= 90, `an idle volunteer retries at the interval, not at once (${second! - first!} ms)`);
       assert.deepEqual(group.protections.map((p) => p.protect), [true, false]);
       assert.equal(r.w.worker.status, "running");
     } finally {

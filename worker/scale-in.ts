@@ -77,6 +77,8 @@ export class ScaleInCoordinator {
   private protectedNow: boolean | undefined;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
+  /** Whether a draining worker's next wait ends early when it is idle (see run). */
+  private wakeOnIdle = true;
 
   constructor(private readonly o: ScaleInOptions) {}
 
@@ -111,6 +113,9 @@ export class ScaleInCoordinator {
     while (!signal.aborted) {
       const idle = await this.waitNextCheck(signal);
       if (signal.aborted) break;
+      // A wake on idle that does not end the drain (an AWS error, say) waits a full interval before the next try:
+      // an idle worker would otherwise wake at once, again and again, and hammer a failing API.
+      this.wakeOnIdle = !idle;
       try {
         await this.check(idle, signal);
       } catch (err) {
@@ -129,7 +134,7 @@ export class ScaleInCoordinator {
     signal.addEventListener("abort", end, { once: true });
     try {
       const timer = delay(this.o.checkIntervalMs, wait.signal).then(() => false);
-      if (this.state !== "draining") return await timer;
+      if (this.state !== "draining" || !this.wakeOnIdle) return await timer;
       return await Promise.race([timer, this.o.worker.waitIdle(wait.signal).then(() => !wait.signal.aborted)]);
     } finally {
       wait.abort(); // clears whichever wait lost the race
@@ -152,7 +157,11 @@ export class ScaleInCoordinator {
       this.o.worker.setIntakePaused(false);
       this.state = "working";
       this.o.log.info(context, "scale-in: surplus gone; intake resumed, still protected");
-    } else if (this.state === "draining" && idle && (await this.stillIdle())) {
+    } else if (this.state === "draining" && idle) {
+      if (!(await this.stillIdle())) {
+        this.wakeOnIdle = true; // a receive under way delivered work: wake again when that is done
+        return;
+      }
       // The view is fresh (read just now) and nothing is held: the ASG may take this instance.
       if (await this.protect(false, signal)) {
         this.state = "released";
