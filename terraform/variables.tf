@@ -498,9 +498,9 @@ variable "target_backlog_per_instance" {
 }
 
 variable "target_tracking_warmup_seconds" {
-  description = "Target-tracking mode: seconds a new worker's metrics are left out of the policy's view (its estimated instance warmup)."
+  description = "Target-tracking mode: seconds a new worker is left out of current capacity (its estimated instance warmup). Boot and model load plus the time its work takes to show in the metric (a minute of SQS lag and the 3-minute scale-out alarm): shorter, and the policy counts the worker while the metric still shows the load without it, and adds another."
   type        = number
-  default     = 480
+  default     = 600
 
   validation {
     condition     = var.target_tracking_warmup_seconds >= 0 && var.target_tracking_warmup_seconds <= 3600

@@ -61,7 +61,7 @@ export const FALLBACKS: Readonly<Record<string, number | string>> = {
   scale_up_cooldown_seconds: 300,
   scale_down_cooldown_seconds: 600,
   target_backlog_per_instance: 768,
-  target_tracking_warmup_seconds: 480,
+  target_tracking_warmup_seconds: 600,
   scale_from_zero_backlog_threshold: 0,
   min_size: 2,
   max_size: 8,

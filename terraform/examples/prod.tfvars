@@ -27,7 +27,7 @@ scale_down_cooldown_seconds       = 600
 # To track backlog per instance instead:
 # scaling_mode                   = "target_tracking"
 # target_backlog_per_instance    = 768
-# target_tracking_warmup_seconds = 480
+# target_tracking_warmup_seconds = 600
 
 alarm_sns_topic_arns             = ["arn:aws:sns:us-east-1:123456789012:llm-fleet-oncall"]
 oldest_message_age_alarm_seconds = 600
