@@ -47,6 +47,7 @@ export class Poller {
       }
       await this.o.capacity.waitForFree(signal);
       if (signal.aborted) break;
+      if (this.o.paused()) continue; // paused while we waited for a slot
       const reserved = this.o.capacity.reserve(this.o.batchSize);
       if (reserved === 0) continue;
       let messages: ReceivedMessage[] = [];

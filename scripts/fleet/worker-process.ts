@@ -17,10 +17,10 @@ export interface WorkerProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function spawnWorker(name: string, env: Record<string, string>, logDir: string): WorkerProcess {
+export function spawnWorker(name: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): WorkerProcess {
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
-  const child = spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "worker/main.ts")], {
+  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", resolve(ROOT, "worker/main.ts")], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...passThrough(), ...env },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
