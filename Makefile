@@ -5,13 +5,17 @@ export NODE_OPTIONS ?= --enable-source-maps
 # The AWS SDK warns once per process that its 2027 releases need Node 22; known (see README), kept out of demo output.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?= true
 
-.PHONY: install demo test typecheck cycles unit sim faults bench simulate schema dlq
+.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.installed
+
+## Bundle the entry points into dist/ (production runs `node dist/worker.mjs`).
+build: install
+	$(NODE) scripts/build.ts
 
 ## Run the whole fleet end to end on embedded defaults (emulated SQS, local or embedded Postgres, vLLM simulator).
 demo: install

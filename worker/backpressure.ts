@@ -25,21 +25,39 @@ export interface BackpressureOptions {
   log: Logger;
 }
 
-export function nextLimit(limit: number, gauges: BackendGauges, ours: number, o: Pick<BackpressureOptions, "targetWaiting" | "minLimit">, max: number): number {
+/** Where a worker starts before the backend has told it anything: low enough not to flood a shared server. */
+export const SLOW_START_LIMIT = 64;
+
+/**
+ * One control step. `slowStart` (until the first cut) doubles the limit while the server keeps up, like TCP's slow
+ * start, so a restarting worker reaches a big engine's batch in a few steps without dumping its whole limit on it.
+ */
+export function nextLimit(
+  limit: number,
+  gauges: BackendGauges,
+  /** `ours`: our provider calls in flight (our share of the server's load); `held`: our slots in use. */
+  { ours, held }: { ours: number; held: number },
+  o: Pick<BackpressureOptions, "targetWaiting" | "minLimit">,
+  max: number,
+  slowStart = false,
+): number {
   const total = gauges.running + gauges.waiting;
   if (gauges.waiting > o.targetWaiting) {
     const share = total > 0 ? Math.min(1, ours / total) : 1;
     const cut = Math.ceil((gauges.waiting - o.targetWaiting) * share);
     return Math.max(o.minLimit, Math.min(limit, ours) - cut);
   }
-  if (ours >= limit * 0.9 && gauges.waiting <= o.targetWaiting / 2) {
-    return Math.min(max, limit + Math.max(1, Math.ceil(limit * 0.1)));
+  // Grow only when the limit is what holds us back: our slots are (nearly) all taken.
+  if (held >= limit * 0.9 && gauges.waiting <= o.targetWaiting / 2) {
+    return Math.min(max, slowStart ? limit * 2 : limit + Math.max(1, Math.ceil(limit * 0.1)));
   }
   return limit;
 }
 
 export async function runBackpressure(o: BackpressureOptions, signal: AbortSignal): Promise<void> {
   let fallback = false;
+  let slowStart = true;
+  o.capacity.setLimit(Math.max(o.minLimit, Math.min(o.capacity.max, SLOW_START_LIMIT)));
   while (!signal.aborted) {
     const gauges = await o.readGauges(signal).catch(() => undefined);
     if (gauges === undefined) {
@@ -48,7 +66,9 @@ export async function runBackpressure(o: BackpressureOptions, signal: AbortSigna
       o.capacity.setLimit(o.capacity.max);
     } else {
       fallback = false;
-      o.capacity.setLimit(nextLimit(o.capacity.limit, gauges, o.ourInFlight(), o, o.capacity.max));
+      const next = nextLimit(o.capacity.limit, gauges, { ours: o.ourInFlight(), held: o.capacity.inUse }, o, o.capacity.max, slowStart);
+      if (next < o.capacity.limit) slowStart = false;
+      o.capacity.setLimit(next);
     }
     await delay(o.intervalMs, signal);
   }

@@ -172,7 +172,7 @@ export class Worker {
             capacity: this.capacity,
             readGauges: this.o.readGauges,
             ourInFlight: () => this.providerInFlight,
-            intervalMs: 500,
+            intervalMs: 250,
             targetWaiting: Math.max(4, Math.ceil(this.o.concurrency * 0.02)),
             minLimit: Math.min(this.o.concurrency, this.o.receiveBatchSize),
             log: this.o.log,

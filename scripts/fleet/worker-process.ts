@@ -17,10 +17,14 @@ export interface WorkerProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function spawnWorker(name: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): WorkerProcess {
+/** `source` runs worker/main.ts through tsx; `dist` runs the production bundle (make build). */
+export type WorkerEntry = "source" | "dist";
+
+export function spawnWorker(name: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = [], entry: WorkerEntry = "source"): WorkerProcess {
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
-  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", resolve(ROOT, "worker/main.ts")], {
+  const args = entry === "dist" ? [resolve(ROOT, "dist/worker.mjs")] : ["--import", "tsx", resolve(ROOT, "worker/main.ts")];
+  const child = spawn(process.execPath, [...nodeFlags, "--enable-source-maps", ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...passThrough(), ...env },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
