@@ -6,6 +6,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { nextLimit } from "../worker/backpressure.ts";
 import { Producer } from "../producer/producer.ts";
+import { VllmClient } from "../shared/providers/vllm.ts";
 import { startVllmSimulator } from "../scripts/simulators/vllm/server.ts";
 import { queueFixture, stopEmulator, storeFixture, until } from "./support/env.ts";
 import { testWorker } from "./support/worker.ts";
@@ -16,7 +17,7 @@ test("nextLimit: cuts by our share of the excess waiting, grows while the queue 
   const o = { targetWaiting: 8, minLimit: 4 };
   // We own half the server's load; 40 waiting over a target of 8 → cut 16 from what we actually run.
   assert.equal(nextLimit(200, { running: 64, waiting: 40 }, { ours: 52, held: 60 }, o, 1000), 52 - 16);
-  assert.equal(nextLimit(200, { running: 64, waiting: 500 }, { ours: 100, held: 100 }, o, 1000), 4, "never below the floor");
+  assert.equal(nextLimit(200, { running: 64, waiting: 500 }, { ours: 564, held: 564 }, o, 1000), 4, "never below the floor");
   assert.equal(nextLimit(100, { running: 95, waiting: 0 }, { ours: 95, held: 98 }, o, 1000), 110, "additive increase when our slots are full");
   assert.equal(nextLimit(1000, { running: 950, waiting: 0 }, { ours: 950, held: 999 }, o, 1000), 1000, "never above the static limit");
   assert.equal(nextLimit(100, { running: 20, waiting: 0 }, { ours: 20, held: 20 }, o, 1000), 100, "no growth while slots sit idle");
@@ -28,19 +29,21 @@ async function peakWaiting(adaptive: boolean): Promise<{ peak: number; served: n
   const q = await queueFixture();
   const s = await storeFixture();
   // A small engine: 16 sequences at once; the worker may hold 200.
-  const sim = await startVllmSimulator({ port: 0, timeScale: 0.2, maxNumSeqs: 16, seed: 3 });
+  const sim = await startVllmSimulator({ port: 0, timeScale: 0.5, maxNumSeqs: 16, seed: 3 });
+  const gauges = new VllmClient({ baseUrl: sim.url, model: "m", timeoutMs: 5000 });
   const w = testWorker(q, s.store, sim.url, {
     concurrency: 200,
-    readGauges: adaptive ? (signal) => w.provider.metrics(signal) : undefined,
+    readGauges: adaptive ? (signal) => gauges.metrics(signal) : undefined,
   });
   try {
     const res = await new Producer({ queue: q.queue, queueUrl: q.queueUrl }).submitMany(
-      Array.from({ length: 300 }, (_, i) => ({ tenant: "t", prompt: `job ${i}`, params: { max_tokens: 24 } })),
+      Array.from({ length: 300 }, (_, i) => ({ tenant: "t", prompt: `job ${i}`, params: { max_tokens: 64 } })),
     );
     await until(async () => (await s.store.countByStatus()).succeeded === res.ids.length, "all jobs to finish", 120_000);
     return { peak: sim.engine.stats().peakWaiting, served: sim.engine.stats().requestsServed };
   } finally {
     await w.stop();
+    await gauges.close();
     await sim.close();
     await s.close();
   }

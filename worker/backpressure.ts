@@ -59,7 +59,9 @@ export async function runBackpressure(o: BackpressureOptions, signal: AbortSigna
   let slowStart = true;
   o.capacity.setLimit(Math.max(o.minLimit, Math.min(o.capacity.max, SLOW_START_LIMIT)));
   while (!signal.aborted) {
-    const gauges = await o.readGauges(signal).catch(() => undefined);
+    const gauges = await Promise.resolve()
+      .then(() => o.readGauges(signal))
+      .catch(() => undefined);
     if (gauges === undefined) {
       if (!fallback) o.log.info({ limit: o.capacity.max }, "backend metrics unavailable; using the static concurrency limit");
       fallback = true;

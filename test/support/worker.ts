@@ -11,7 +11,7 @@ export function testWorker(
   vllmUrl: string,
   o: Partial<WorkerOptions> & { cache?: ResultsCache; timeoutMs?: number } = {},
 ): { worker: Worker; provider: VllmClient; stop(): Promise<void> } {
-  const provider = new VllmClient({ baseUrl: vllmUrl, model: "meta-llama/Llama-3.1-8B-Instruct", timeoutMs: o.timeoutMs ?? 30_000, connections: 64 });
+  const provider = new VllmClient({ baseUrl: vllmUrl, model: "meta-llama/Llama-3.1-8B-Instruct", timeoutMs: o.timeoutMs ?? 30_000, connections: Math.max(64, o.concurrency ?? 32) });
   const worker = new Worker({
     queue: q.queue,
     queueUrls: [q.queueUrl],
