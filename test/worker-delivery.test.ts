@@ -210,7 +210,8 @@ test("store outage: Postgres cut mid-run → intake pauses, writes retry, every 
     const ids = await submit(q, 150);
     await until(async () => (await direct.store.countByStatus()).succeeded >= 20, "some jobs to finish");
     proxy.cut();
-    await until(() => sim.engine.stats().running + sim.engine.stats().waiting === 0, "in-flight generations to end");
+    // The worker notices (a write fails) and every generation started before the cut has ended.
+    await until(() => !w.worker.storeHealthy && sim.engine.stats().running + sim.engine.stats().waiting === 0, "the outage to be noticed and in-flight generations to end");
     const heldDuringOutage = w.worker.held;
     assert.ok(heldDuringOutage <= 16, "never holds more than its capacity");
     const servedAtCut = sim.engine.stats().requestsServed;

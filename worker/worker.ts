@@ -137,6 +137,11 @@ export class Worker {
     return this.intakeHeld;
   }
 
+  /** False while store writes fail (intake paused until they land again). */
+  get storeHealthy(): boolean {
+    return this.durable.isHealthy;
+  }
+
   /** Resolves when the worker holds no message, or `signal` aborts. */
   waitIdle(signal: AbortSignal): Promise<void> {
     return this.capacity.waitForIdle(signal);
