@@ -1,10 +1,11 @@
 /**
  * Groups single calls made by concurrent jobs into one batched call (one SQL round trip for many jobs),
  * flushing when `maxBatch` items wait or after `lingerMs`. The batched function returns one result per
- * item, in order. A failure rejects every item of that batch; retries are the caller's policy.
+ * item, in order, or nothing for a write with no per-item answer. A failure rejects every item of that batch;
+ * retries are the caller's policy.
  */
 export interface MicroBatcherOptions<I, O> {
-  run: (items: I[]) => Promise<O[]>;
+  run: (items: I[]) => Promise<O[] | void>;
   maxBatch: number;
   lingerMs: number;
 }
@@ -50,7 +51,7 @@ export class MicroBatcher<I, O> {
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {
     try {
       const results = await this.options.run(batch.map((p) => p.item));
-      batch.forEach((p, i) => p.resolve(results[i] as O));
+      batch.forEach((p, i) => p.resolve(results?.[i] as O));
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

@@ -92,10 +92,7 @@ export class Worker {
       log: o.log,
     });
     const cache = o.cache;
-    this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: async (records) => {
-      await cache.putMany(records);
-      return records.map(() => undefined);
-    } });
+    this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records) });
     this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe: o.probeProvider, log: o.log });
     this.processor = new Processor({
       workerId: this.workerId,
