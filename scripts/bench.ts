@@ -19,7 +19,7 @@ import { VllmClient } from "../shared/providers/vllm.ts";
 import { startEmulator } from "../shared/queue/emulator.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { migrate } from "../shared/store/migrate.ts";
-import { createPool } from "../shared/store/pool.ts";
+import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { Producer } from "../producer/producer.ts";
 import { driveDirect } from "./bench/direct-drive.ts";
 import { cpuSeconds, rssMb, startSimProcess } from "./bench/processes.ts";
@@ -57,8 +57,8 @@ interface Rig {
   endpoint: string;
   queue: SqsQueue;
   pool: pg.Pool;
-  schema: string;
-  dbUrlFor(schema: string): string;
+  /** DATABASE_URL for the processes under test: this run's schema. */
+  dbUrl: string;
 }
 
 async function freshQueue(rig: Rig, name: string): Promise<string> {
@@ -79,7 +79,7 @@ function workerEnv(rig: Rig, queueUrl: string, vllmUrl: string, extra: Record<st
     SQS_ENDPOINT: rig.endpoint,
     AWS_ACCESS_KEY_ID: "bench",
     AWS_SECRET_ACCESS_KEY: "bench",
-    DATABASE_URL: rig.dbUrlFor(rig.schema),
+    DATABASE_URL: rig.dbUrl,
     VLLM_URL: vllmUrl,
     SQS_VISIBILITY_TIMEOUT_SECONDS: "300",
     LOG_LEVEL: "warn",
@@ -124,7 +124,7 @@ async function naiveRun(rig: Rig, jobs: number): Promise<number> {
   const sim = await startSimProcess(SIM_FLAGS);
   await rig.pool.query("DROP TABLE IF EXISTS naive_results");
   const queueUrl = await freshQueue(rig, "naive");
-  const env = { ...process.env, QUEUE_URL: queueUrl, SQS_ENDPOINT: rig.endpoint, DATABASE_URL: rig.dbUrlFor(rig.schema), VLLM_URL: sim.url };
+  const env = { ...process.env, QUEUE_URL: queueUrl, SQS_ENDPOINT: rig.endpoint, DATABASE_URL: rig.dbUrl, VLLM_URL: sim.url };
   const procs = Array.from({ length: PROCESSES }, () =>
     spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "scripts/bench/naive-worker.ts")], { cwd: ROOT, env, stdio: ["ignore", "ignore", "inherit", "ipc"] }),
   );
@@ -171,12 +171,7 @@ async function main(): Promise<void> {
   const schema = `bench_${Date.now().toString(36)}`;
   const pool = await createPool({ url: PG_URL, poolSize: 4, schema });
   await migrate(pool);
-  const dbUrlFor = (s: string) => {
-    const u = new URL(PG_URL);
-    u.searchParams.set("options", `-c search_path=${s}`);
-    return u.toString();
-  };
-  const rig: Rig = { endpoint: emulator.endpoint, queue, pool, schema, dbUrlFor };
+  const rig: Rig = { endpoint: emulator.endpoint, queue, pool, dbUrl: schemaScopedUrl(PG_URL, schema) };
   try {
     log(`simulator: ${SIM_FLAGS.join(" ")}, max_tokens ${MAX_TOKENS}; ${PROCESSES} worker processes`);
     const parts = new Set(a.only!.split(","));

@@ -9,20 +9,12 @@
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../shared/config.ts";
+import { jobIdOf } from "../shared/contract.ts";
 import { SqsQueue, type ReceivedMessage } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { createPool } from "../shared/store/pool.ts";
 
 const USAGE = "usage: dlq list [--max N] | dlq inspect <id> | dlq redrive [--id JOB_ID ...] [--max N]";
-
-function jobIdOf(m: ReceivedMessage): string | undefined {
-  try {
-    const id = (JSON.parse(m.body) as { id?: unknown }).id;
-    return typeof id === "string" ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Reads up to `max` DLQ messages without consuming them: they are hidden while read, then made visible again. */
 async function peek(queue: SqsQueue, dlqUrl: string, max: number): Promise<ReceivedMessage[]> {
@@ -55,28 +47,28 @@ async function main(argv: string[]): Promise<number> {
         const messages = await peek(queue, dlqUrl, max);
         for (const m of messages) {
           const reason = m.attributes?.failure_code ? `${m.attributes.failure_code}: ${m.attributes.failure_reason ?? ""}` : "(moved by redrive policy)";
-          process.stdout.write(`${m.messageId}  job=${jobIdOf(m) ?? "-"}  deliveries=${m.receiveCount}  ${reason}  ${m.body.slice(0, 80).replace(/\s+/g, " ")}\n`);
+          process.stdout.write(`${m.messageId}  job=${jobIdOf(m.body) ?? "-"}  deliveries=${m.receiveCount}  ${reason}  ${m.body.slice(0, 80).replace(/\s+/g, " ")}\n`);
         }
         process.stdout.write(`${messages.length} message(s) in ${dlqUrl}\n`);
         return 0;
       }
       case "inspect": {
         if (arg === undefined) throw new Error(USAGE);
-        const m = (await peek(queue, dlqUrl, max)).find((x) => x.messageId === arg || jobIdOf(x) === arg);
+        const m = (await peek(queue, dlqUrl, max)).find((x) => x.messageId === arg || jobIdOf(x.body) === arg);
         if (m === undefined) {
           process.stderr.write(`no message ${arg} among the first ${max} in the DLQ\n`);
           return 1;
         }
-        const id = jobIdOf(m);
+        const id = jobIdOf(m.body);
         const record = id && store ? await store.get(id) : undefined;
         process.stdout.write(`${JSON.stringify({ message: m, job: record }, null, 2)}\n`);
         return 0;
       }
       case "redrive": {
         const only = values.id === undefined ? undefined : new Set(values.id);
-        const filter = (m: ReceivedMessage) => only === undefined || only.has(jobIdOf(m) ?? "");
+        const filter = (m: ReceivedMessage) => only === undefined || only.has(jobIdOf(m.body) ?? "");
         if (store) {
-          const ids = (await peek(queue, dlqUrl, max)).filter(filter).flatMap((m) => jobIdOf(m) ?? []);
+          const ids = (await peek(queue, dlqUrl, max)).filter(filter).flatMap((m) => jobIdOf(m.body) ?? []);
           await store.reopenDead(ids);
         }
         const moved = await queue.redrive(dlqUrl, sourceUrl, { max, filter });

@@ -10,10 +10,10 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { startEmulator } from "../shared/queue/emulator.ts";
-import { createPool } from "../shared/store/pool.ts";
+import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { Producer } from "../producer/producer.ts";
-import type { JobInput } from "../shared/contract.ts";
+import { jobIdOf, type JobInput } from "../shared/contract.ts";
 import { startVllmSimulator, type RunningSimulator } from "./simulators/vllm/server.ts";
 import { startFaultProxy } from "./fleet/tcp-proxy.ts";
 import { spawnWorker, type WorkerProcess } from "./fleet/worker-process.ts";
@@ -55,9 +55,9 @@ async function main(): Promise<number> {
     const pg = new URL(PG_URL);
     const proxy = await startFaultProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
     cleanup.push(() => proxy.close());
-    const workerDbUrl = new URL(PG_URL);
-    workerDbUrl.port = String(proxy.port);
-    workerDbUrl.searchParams.set("options", `-c search_path=${schema}`);
+    const viaProxy = new URL(PG_URL);
+    viaProxy.port = String(proxy.port);
+    const workerDbUrl = schemaScopedUrl(viaProxy.toString(), schema);
 
     const emulator = await startEmulator({ port: 0 });
     cleanup.push(() => emulator.stop());
@@ -77,7 +77,7 @@ async function main(): Promise<number> {
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "faults",
       AWS_SECRET_ACCESS_KEY: "faults",
-      DATABASE_URL: workerDbUrl.toString(),
+      DATABASE_URL: workerDbUrl,
       DATABASE_POOL_SIZE: "5",
       VLLM_URL: sim.url,
       SQS_VISIBILITY_TIMEOUT_SECONDS: String(VISIBILITY),
@@ -265,16 +265,7 @@ async function drainQueue(queue: SqsQueue, url: string): Promise<{ jobId?: strin
   for (;;) {
     const batch = await queue.receive(url, { maxMessages: 10, waitTimeSeconds: 1, visibilityTimeoutSeconds: 60 });
     if (batch.length === 0) return found;
-    for (const m of batch) {
-      let jobId: string | undefined;
-      try {
-        const id = (JSON.parse(m.body) as { id?: unknown }).id;
-        jobId = typeof id === "string" ? id : undefined;
-      } catch {
-        jobId = undefined;
-      }
-      found.push({ jobId, failureCode: m.attributes?.failure_code });
-    }
+    for (const m of batch) found.push({ jobId: jobIdOf(m.body), failureCode: m.attributes?.failure_code });
     await queue.deleteBatch(url, batch.map((m, i) => ({ id: String(i), receiptHandle: m.receiptHandle })));
   }
 }

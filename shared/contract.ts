@@ -109,6 +109,15 @@ function validate(raw: unknown, id: string | undefined): Job {
   throw new ContractError("JOB_INVALID", `invalid job: ${problems.join("; ")}`, id);
 }
 
+/** The request id a queue body names, if it is JSON with a well-formed `id` (for tools reading raw messages). */
+export function jobIdOf(body: string): string | undefined {
+  try {
+    return recoverIdFrom(JSON.parse(body));
+  } catch {
+    return undefined;
+  }
+}
+
 function recoverIdFrom(raw: unknown): string | undefined {
   const id = (raw as { id?: unknown } | null)?.id;
   return typeof id === "string" && JOB_ID_PATTERN.test(id) ? id : undefined;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { buildJob, decodeJob, encodeJob, jobJsonSchema, MAX_JOB_BYTES, type JobInput } from "../shared/contract.ts";
+import { buildJob, decodeJob, encodeJob, jobIdOf, jobJsonSchema, MAX_JOB_BYTES, type JobInput } from "../shared/contract.ts";
 import { ContractError } from "../shared/errors.ts";
 
 const valid: JobInput = { tenant: "acme", messages: [{ role: "user", content: "hello" }], params: { max_tokens: 16 } };
@@ -60,6 +60,13 @@ test("decode: not JSON, unknown version, invalid — each with its code and the 
   assert.throws(() => decodeJob(JSON.stringify({ v: 1, id: "abc", tenant: "t", created_at: new Date().toISOString() })), (e: ContractError) => e.code === "JOB_INVALID" && e.jobId === "abc");
   assert.throws(() => decodeJob(JSON.stringify([1, 2])), (e: ContractError) => e.code === "JOB_INVALID" && e.jobId === undefined);
   assert.throws(() => decodeJob(`{"id":"big-1","pad":"${"x".repeat(MAX_JOB_BYTES)}"}`), (e: ContractError) => e.code === "JOB_TOO_LARGE" && e.jobId === "big-1");
+});
+
+test("jobIdOf reads a well-formed id from a raw body, and nothing else", () => {
+  assert.equal(jobIdOf(JSON.stringify({ id: "order-7", anything: 1 })), "order-7");
+  assert.equal(jobIdOf(JSON.stringify({ id: "has space" })), undefined);
+  assert.equal(jobIdOf('{"id":"x1", broken'), undefined);
+  assert.equal(jobIdOf("[1,2]"), undefined);
 });
 
 test("the committed JSON Schema matches the zod contract", () => {

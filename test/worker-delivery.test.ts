@@ -13,7 +13,7 @@ import { startVllmSimulator } from "../scripts/simulators/vllm/server.ts";
 import { DEFAULT_FAULTS } from "../scripts/simulators/vllm/options.ts";
 import { startFaultProxy } from "../scripts/fleet/tcp-proxy.ts";
 import { JobStore } from "../shared/store/jobs.ts";
-import { createPool } from "../shared/store/pool.ts";
+import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { PG_URL, queueFixture, stopEmulator, storeFixture, until, type QueueFixture, type StoreFixture } from "./support/env.ts";
 import { testWorker } from "./support/worker.ts";
 
@@ -149,9 +149,7 @@ test("dead letters: recorded dead with the last reason, moved to the DLQ by SQS,
     await until(async () => (await q.queue.depth(q.dlqUrl)).visible === 1, "the message to reach the DLQ", 30_000);
     assert.equal((await q.queue.depth(q.queueUrl)).visible, 0);
 
-    const dbUrl = new URL(s.url);
-    dbUrl.searchParams.set("options", `-c search_path=${s.schema}`);
-    const env = { ...process.env, QUEUE_URLS: q.queueUrl, SQS_ENDPOINT: q.endpoint, DATABASE_URL: dbUrl.toString(), AWS_ACCESS_KEY_ID: "t", AWS_SECRET_ACCESS_KEY: "t" };
+    const env = { ...process.env, QUEUE_URLS: q.queueUrl, SQS_ENDPOINT: q.endpoint, DATABASE_URL: schemaScopedUrl(s.url, s.schema), AWS_ACCESS_KEY_ID: "t", AWS_SECRET_ACCESS_KEY: "t" };
     const tool = (...args: string[]) => execFileAsync(process.execPath, ["--import", "tsx", "scripts/dlq.ts", ...args], { env });
     const listed = await tool("list");
     assert.match(listed.stdout, new RegExp(`job=${id}`));

@@ -12,6 +12,17 @@ export interface PoolOptions {
   onError?: (err: Error) => void;
 }
 
+/**
+ * The same database URL with `schema` as its search_path, for processes configured by URL alone (workers spawned
+ * by the fault suite and the benchmark, the DLQ tool in tests). The schema must already exist.
+ */
+export function schemaScopedUrl(url: string, schema: string): string {
+  if (!SCHEMA_PATTERN.test(schema)) throw new TypeError(`schema must match ${SCHEMA_PATTERN}`);
+  const scoped = new URL(url);
+  scoped.searchParams.set("options", `-c search_path=${schema}`);
+  return scoped.toString();
+}
+
 /** Schema names are interpolated into connection options and DDL, so only plain identifiers pass. */
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
