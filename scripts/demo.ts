@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SingleBar, Presets } from "cli-progress";
 import type { JobInput } from "../shared/contract.ts";
+import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { startEmulator } from "../shared/queue/emulator.ts";
 import { resolveDatabase } from "../shared/store/database.ts";
@@ -27,7 +28,7 @@ const WORKERS = Number(process.env.DEMO_WORKERS ?? 3);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<void> {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  const cleanup: CleanupStep[] = [];
   try {
     // --- embedded defaults ------------------------------------------------------------------------
     const db = await resolveDatabase({ url: process.env.DATABASE_URL, dataDir: resolve(ROOT, ".data/pg"), log: (m) => say(`  postgres: ${m}`) });
@@ -146,13 +147,7 @@ async function main(): Promise<void> {
     );
     process.exitCode = succeeded.length === submitted.ids.length && duplicates === 0 ? 0 : 1;
   } finally {
-    for (const step of cleanup.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        process.stderr.write(`cleanup: ${(err as Error).message}\n`);
-      }
-    }
+    await runCleanup(cleanup, (err) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
   }
 }
 

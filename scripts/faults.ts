@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { startEmulator } from "../shared/queue/emulator.ts";
 import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
@@ -43,7 +44,7 @@ const PG_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/t
 const log = (line: string) => process.stderr.write(`[faults ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 async function main(): Promise<number> {
-  const cleanup: (() => Promise<unknown> | unknown)[] = [];
+  const cleanup: CleanupStep[] = [];
   try {
     const schema = `faults_${Date.now().toString(36)}`;
     const pool = await createPool({ url: PG_URL, poolSize: 4, schema });
@@ -249,13 +250,7 @@ async function main(): Promise<number> {
     );
     return lost === 0 && duplicates === 0 && drainExit === 0 ? 0 : 1;
   } finally {
-    for (const step of cleanup.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        log(`cleanup: ${(err as Error).message}`);
-      }
-    }
+    await runCleanup(cleanup, (err) => log(`cleanup: ${(err as Error).message}`));
   }
 }
 

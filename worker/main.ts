@@ -11,6 +11,7 @@ import { JobStore } from "../shared/store/jobs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
+import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
 import { Worker } from "./worker.ts";
 import { AwsAutoScaling } from "./auto-scaling.ts";
 import { ScaleInCoordinator } from "./scale-in.ts";
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel, "worker");
-  const closers: (() => Promise<unknown> | unknown)[] = [];
+  const closers: CleanupStep[] = [];
   try {
     const worker = await build(config, log, closers);
     const scaleIn = buildScaleIn(config, worker, log, closers);
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function build(config: Config, log: Logger, closers: (() => unknown)[]): Promise<Worker> {
+async function build(config: Config, log: Logger, closers: CleanupStep[]): Promise<Worker> {
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
   const queueUrls = config.queue.urls ?? [await queue.queueUrl(config.queue.name)];
@@ -92,7 +93,7 @@ async function build(config: Config, log: Logger, closers: (() => unknown)[]): P
 }
 
 /** Scale-in cooperation when the worker runs in an Auto Scaling group (ASG_NAME and INSTANCE_ID set). */
-function buildScaleIn(config: Config, worker: Worker, log: Logger, closers: (() => unknown)[]): ScaleInCoordinator | undefined {
+function buildScaleIn(config: Config, worker: Worker, log: Logger, closers: CleanupStep[]): ScaleInCoordinator | undefined {
   if (config.scaleIn === undefined) return undefined;
   const port = new AwsAutoScaling({ region: config.queue.region, groupName: config.scaleIn.groupName, instanceId: config.scaleIn.instanceId });
   const coordinator = new ScaleInCoordinator({ port, worker, instanceId: config.scaleIn.instanceId, checkIntervalMs: config.scaleIn.checkIntervalMs, log });
@@ -100,14 +101,8 @@ function buildScaleIn(config: Config, worker: Worker, log: Logger, closers: (() 
   return coordinator;
 }
 
-async function shutdown(closers: (() => unknown)[], log: Logger, code: number): Promise<never> {
-  for (const close of closers.reverse()) {
-    try {
-      await close();
-    } catch (err) {
-      log.warn({ err: coerceError(err) }, "cleanup step failed");
-    }
-  }
+async function shutdown(closers: CleanupStep[], log: Logger, code: number): Promise<never> {
+  await runCleanup(closers, (err) => log.warn({ err: coerceError(err) }, "cleanup step failed"));
   log.flush?.();
   process.exit(code);
 }
