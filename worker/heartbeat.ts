@@ -70,7 +70,11 @@ export class Heartbeat {
     );
     if (due.length === 0) return;
     const byQueue = new Map<string, HeldMessage[]>();
-    for (const h of due) byQueue.set(h.message.queueUrl, [...(byQueue.get(h.message.queueUrl) ?? []), h]);
+    for (const h of due) {
+      const list = byQueue.get(h.message.queueUrl);
+      if (list) list.push(h);
+      else byQueue.set(h.message.queueUrl, [h]);
+    }
     const calls = [...byQueue].map(([queueUrl, list]) => this.extendQueue(queueUrl, list, now));
     const jobIds = due.flatMap((h) => (h.jobId === undefined ? [] : [h.jobId]));
     if (jobIds.length > 0) {
