@@ -50,7 +50,7 @@ export class Processor {
     try {
       job = decodeJob(message.body);
     } catch (err) {
-      return this.poison(message, err as ContractError);
+      return this.poison(message, err);
     }
     held.jobId = job.id;
     const deadlineAt = this.deadlineOf(job);
@@ -166,7 +166,8 @@ export class Processor {
     return "retry";
   }
 
-  private async poison(message: ReceivedMessage, err: ContractError): Promise<Outcome> {
+  /** decodeJob throws only ContractError; anything else is a bug and propagates. */
+  private async poison(message: ReceivedMessage, err: unknown): Promise<Outcome> {
     if (!(err instanceof ContractError)) throw err;
     this.o.log.warn({ messageId: message.messageId, code: err.code, jobId: err.jobId, reason: err.message }, "poison message");
     if (err.jobId !== undefined) {
