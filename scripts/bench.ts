@@ -16,7 +16,7 @@ import { delay } from "../shared/backoff.ts";
 import type { JobInput } from "../shared/contract.ts";
 import type { CompletionRequest } from "../shared/providers/provider.ts";
 import { VllmClient } from "../shared/providers/vllm.ts";
-import { startEmulator } from "../shared/queue/emulator.ts";
+import { startEmulator } from "./local/sqs-emulator.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";

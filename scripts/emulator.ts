@@ -5,7 +5,7 @@
  * stops on SIGTERM/SIGINT.
  */
 import { parseArgs } from "node:util";
-import { startEmulator } from "../shared/queue/emulator.ts";
+import { startEmulator } from "./local/sqs-emulator.ts";
 
 const { values } = parseArgs({ options: { port: { type: "string", default: "0" }, host: { type: "string", default: "127.0.0.1" } } });
 const port = Number(values.port);

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
-import { startEmulator } from "../shared/queue/emulator.ts";
+import { startEmulator } from "./local/sqs-emulator.ts";
 import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { Producer } from "../producer/producer.ts";

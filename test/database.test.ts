@@ -9,10 +9,10 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { embeddedBlocker, resolveDatabase } from "../shared/store/database.ts";
+import { embeddedBlocker, resolveDatabase } from "../scripts/local/database.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const DATABASE_TS = fileURLToPath(new URL("../shared/store/database.ts", import.meta.url));
+const DATABASE_TS = fileURLToPath(new URL("../scripts/local/database.ts", import.meta.url));
 /** Nothing listens on port 1: forces the embedded path even though the local test server is up. */
 const CLOSED = "postgres://postgres@127.0.0.1:1/test";
 const dirs: string[] = [];

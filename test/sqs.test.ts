@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { QueueError } from "../shared/errors.ts";
-import { startEmulator, type RunningEmulator } from "../shared/queue/emulator.ts";
+import { startEmulator, type RunningEmulator } from "../scripts/local/sqs-emulator.ts";
 import { classifySqsError, MAX_MESSAGE_BYTES, SqsQueue, type ReceivedMessage } from "../shared/queue/sqs.ts";
 
 let emulator: RunningEmulator;

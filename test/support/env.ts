@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { startEmulator, type RunningEmulator } from "../../shared/queue/emulator.ts";
+import { startEmulator, type RunningEmulator } from "../../scripts/local/sqs-emulator.ts";
 import { SqsQueue } from "../../shared/queue/sqs.ts";
 import { JobStore } from "../../shared/store/jobs.ts";
 import { migrate } from "../../shared/store/migrate.ts";
