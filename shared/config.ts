@@ -48,6 +48,8 @@ export const envSchema = z
     /** Redis URL for the hot path. Unset or unreachable: results go to Postgres only. */
     REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").optional(),
     RESULT_TTL_SECONDS: int(60, 30 * 86_400).default(86_400),
+    /** Days a finished job's record is kept after it ends (0 = forever); removed in bounded batches by the workers. */
+    JOB_RETENTION_DAYS: int(0, 3650).default(30),
     // --- provider ----------------------------------------------------------------------------------------
     VLLM_URL: url.default("http://127.0.0.1:8000"),
     VLLM_MODEL: z.string().min(1).default("meta-llama/Llama-3.1-8B-Instruct"),
@@ -70,6 +72,10 @@ export const envSchema = z
     JOB_DEFAULT_TTL_SECONDS: int(0, 14 * 86_400).default(0),
     /** Batched deletes wait at most this long to fill a batch of 10. */
     ACK_FLUSH_MS: int(0, 10_000).default(20),
+    /** How often each worker sweeps the store: lost last deliveries recorded `dead`, expired records removed. */
+    MAINTENANCE_INTERVAL_MS: int(1000, 3_600_000).default(30_000),
+    /** A worker whose store writes keep failing this long logs at error and exits non-zero for its supervisor to restart it. */
+    WORKER_STALL_EXIT_MS: int(10_000, 86_400_000).default(300_000),
     /** Read vLLM /metrics to keep its waiting queue short. */
     ADAPTIVE_CONCURRENCY: bool.default(true),
     // --- scale-in (worker/scale-in.ts) ---------------------------------------------------------------------
@@ -113,7 +119,7 @@ export interface Config {
     visibilityTimeoutSeconds: number;
     maxReceiveCount: number;
   };
-  store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number };
+  store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
   vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
   worker: {
     concurrency?: number;
@@ -124,6 +130,8 @@ export interface Config {
     jobDefaultTtlSeconds: number;
     ackFlushMs: number;
     adaptiveConcurrency: boolean;
+    maintenanceIntervalMs: number;
+    stallExitMs: number;
   };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
@@ -149,7 +157,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       visibilityTimeoutSeconds: e.SQS_VISIBILITY_TIMEOUT_SECONDS,
       maxReceiveCount: e.SQS_MAX_RECEIVE_COUNT,
     },
-    store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS },
+    store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
     vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
@@ -160,6 +168,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       jobDefaultTtlSeconds: e.JOB_DEFAULT_TTL_SECONDS,
       ackFlushMs: e.ACK_FLUSH_MS,
       adaptiveConcurrency: e.ADAPTIVE_CONCURRENCY,
+      maintenanceIntervalMs: e.MAINTENANCE_INTERVAL_MS,
+      stallExitMs: e.WORKER_STALL_EXIT_MS,
     },
     scaleIn:
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined

@@ -23,7 +23,7 @@ export class Acker {
   private inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly queue: SqsQueue,
+    private readonly queue: Pick<SqsQueue, "deleteBatch">,
     private readonly flushMs: number,
     private readonly log: Logger,
   ) {}

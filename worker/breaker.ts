@@ -1,8 +1,9 @@
 /**
  * A circuit breaker around the provider. After `threshold` consecutive retryable provider failures (server gone,
  * overloaded, timing out) it opens: the poller stops taking messages, so jobs wait in SQS instead of burning their
- * deliveries towards the DLQ during an outage. While open it probes the backend (`/health`) with backoff and
- * closes on the first healthy answer.
+ * deliveries towards the DLQ during an outage; long polls in flight are cut and held jobs are handed back without a
+ * call. While open it probes the backend with backoff (a real one-token generation by default: a /health that
+ * answers while generations fail must not close it) and closes on the first good answer.
  */
 import { backoffMs, delay } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -13,6 +14,8 @@ export interface BreakerOptions {
   probe: (signal: AbortSignal) => Promise<boolean>;
   log: Logger;
   maxProbeIntervalMs?: number;
+  /** Told when the circuit opens (the worker cuts its long polls in flight). */
+  onOpen?: () => void;
 }
 
 export class CircuitBreaker {
@@ -38,6 +41,7 @@ export class CircuitBreaker {
       this.open = true;
       this.o.log.warn({ failures: this.failures }, "provider circuit open: pausing intake and probing health");
       this.probing = this.probeUntilHealthy();
+      this.o.onOpen?.();
     }
   }
 

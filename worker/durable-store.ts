@@ -2,7 +2,9 @@
  * The worker's view of the job store: concurrent jobs' writes are grouped into batched statements, and a
  * write that fails because Postgres is unreachable is retried with backoff until it lands (or the worker is
  * hard-stopped). While writes fail the store is marked unhealthy, which pauses the poller: no new messages
- * are taken while we cannot record what happens to them, and the held ones keep their heartbeat.
+ * are taken while we cannot record what happens to them, and the held ones keep their heartbeat. Any answer from
+ * Postgres (a success, or an error that is the statement's own fault) means it is reachable again: intake resumes.
+ * A row the store cannot write fails alone (its own rejection); the rest of its batch is written.
  */
 import { Condition } from "./condition.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
@@ -13,7 +15,7 @@ import type { JobStore } from "../shared/store/jobs.ts";
 
 type Method = "claim" | "complete" | "finish" | "release";
 type Item<M extends Method> = Parameters<JobStore[M]>[0][number];
-type Out<M extends Method> = Awaited<ReturnType<JobStore[M]>> extends (infer O)[] ? O : void;
+type Out<M extends Method> = Awaited<ReturnType<JobStore[M]>> extends (infer O)[] ? Exclude<O, Error> : void;
 
 export class StoreUnavailableAbort extends Error {
   readonly code = "STORE_WRITE_ABANDONED";
@@ -21,6 +23,7 @@ export class StoreUnavailableAbort extends Error {
 
 export class DurableStore {
   private healthy = true;
+  private unhealthySince: number | undefined;
   private readonly changed = new Condition();
   private readonly batchers: { [M in Method]: MicroBatcher<Item<M>, Out<M>> };
   private readonly providerCalls: MicroBatcher<string, void>;
@@ -37,7 +40,7 @@ export class DurableStore {
         maxBatch: o.maxBatch ?? 100,
         // A few ms of a generation's seconds buys batches several times larger: fewer statements per job.
         lingerMs: o.lingerMs ?? 5,
-        run: (items) => (this.store[m] as (i: Item<M>[]) => Promise<Out<M>[] | void>).call(this.store, items),
+        run: (items) => (this.store[m] as (i: Item<M>[]) => Promise<(Out<M> | Error)[] | void>).call(this.store, items),
       });
     // An audit counter, not on any job's path: a long linger turns a statement per few jobs into one per hundreds.
     this.providerCalls = new MicroBatcher<string, void>({
@@ -50,6 +53,11 @@ export class DurableStore {
 
   get isHealthy(): boolean {
     return this.healthy;
+  }
+
+  /** How long writes have been failing for want of Postgres (0 while healthy). */
+  unhealthyForMs(now = Date.now()): number {
+    return this.unhealthySince === undefined ? 0 : now - this.unhealthySince;
   }
 
   /** Resolves when the store is healthy again, or `signal` aborts. */
@@ -87,9 +95,14 @@ export class DurableStore {
         this.setHealthy(true);
         return out;
       } catch (err) {
-        if (!isRetryable(err)) throw err;
+        if (!isRetryable(err)) {
+          // Postgres answered: the statement (or this row) is at fault, not the connection.
+          this.setHealthy(true);
+          throw err;
+        }
         if (this.healthy) this.log.warn({ err, method }, "store unavailable; pausing intake and retrying writes");
         this.healthy = false;
+        this.unhealthySince ??= Date.now();
         if (this.hardStop.aborted) throw new StoreUnavailableAbort(`store write (${method}) abandoned at hard stop`, { cause: err });
         await delay(backoffMs(attempt, 100, 5_000), this.hardStop);
       }
@@ -99,6 +112,9 @@ export class DurableStore {
   private setHealthy(ok: boolean): void {
     if (ok && !this.healthy) this.log.info("store reachable again; resuming intake");
     this.healthy = ok;
-    if (ok) this.changed.notify();
+    if (ok) {
+      this.unhealthySince = undefined;
+      this.changed.notify();
+    }
   }
 }

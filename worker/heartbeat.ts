@@ -1,26 +1,32 @@
 /**
  * Keeps held messages invisible while their jobs run: every tick, messages whose visibility was last set more
- * than one interval ago are extended (ChangeMessageVisibilityBatch, 10 per call) back to the full visibility
- * timeout, and the jobs' Postgres leases with them. A message stops being extended when its job ends
- * (`untrack`) or its own deadline passes, so a stuck job is eventually redelivered instead of held forever.
+ * than one interval ago are extended back to the full visibility timeout (through Settlement, which caps it at 12 h
+ * from receipt), and the jobs' Postgres leases with them. A message stops being extended when its job ends
+ * (`untrack`), its own deadline passes, or SQS refuses it for good; in the last case the job is told (`onLost`) so
+ * it stops working on a message that may already be running elsewhere, and its lease is not extended again.
  */
-import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
+import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { Settlement } from "./settlement.ts";
 
 export interface HeldMessage {
   message: ReceivedMessage;
+  /** Epoch ms this delivery was received here. */
+  receivedAt: number;
   /** Job id once decoded: its Postgres lease is extended with the message. */
   jobId?: string;
   /** Epoch ms after which we stop extending. */
   deadlineAt?: number;
   extendedAt: number;
+  /** Aborted when the message is lost (refused for good, 12 h cap): the job must stop. */
+  readonly lost: AbortController;
 }
 
 export interface HeartbeatOptions {
-  queue: SqsQueue;
+  settlement: Pick<Settlement, "extend">;
   intervalMs: number;
   visibilityTimeoutSeconds: number;
-  extendLeases: (jobIds: string[], leaseMs: number) => Promise<void>;
+  extendLeases: (jobIds: string[], leaseMs: number) => Promise<unknown>;
   log: Logger;
   now?: () => number;
 }
@@ -44,7 +50,8 @@ export class Heartbeat {
   }
 
   track(message: ReceivedMessage): HeldMessage {
-    const held: HeldMessage = { message, extendedAt: this.now() };
+    const now = this.now();
+    const held: HeldMessage = { message, receivedAt: now, extendedAt: now, lost: new AbortController() };
     this.held.set(message.receiptHandle, held);
     return held;
   }
@@ -65,44 +72,24 @@ export class Heartbeat {
 
   private async extendDue(): Promise<void> {
     const now = this.now();
-    const due = [...this.held.values()].filter(
-      (h) => now - h.extendedAt >= this.o.intervalMs && (h.deadlineAt === undefined || now < h.deadlineAt),
-    );
+    const due: HeldMessage[] = [];
+    for (const h of this.held.values()) {
+      if (h.lost.signal.aborted || now - h.extendedAt < this.o.intervalMs) continue;
+      if (h.deadlineAt === undefined || now < h.deadlineAt) due.push(h);
+    }
     if (due.length === 0) return;
-    const byQueue = new Map<string, HeldMessage[]>();
-    for (const h of due) {
-      const list = byQueue.get(h.message.queueUrl);
-      if (list) list.push(h);
-      else byQueue.set(h.message.queueUrl, [h]);
+    const { extended, lost } = await this.o.settlement.extend(due);
+    for (const h of extended) h.extendedAt = now;
+    for (const h of lost) {
+      this.o.log.warn({ messageId: h.message.messageId, jobId: h.jobId }, "message no longer ours (extension refused or 12 h cap): stopping its job");
+      h.lost.abort();
     }
-    const calls = [...byQueue].map(([queueUrl, list]) => this.extendQueue(queueUrl, list, now));
-    const jobIds = due.flatMap((h) => (h.jobId === undefined ? [] : [h.jobId]));
-    if (jobIds.length > 0) {
-      calls.push(
-        this.o.extendLeases(jobIds, this.o.visibilityTimeoutSeconds * 1000).catch((err) => {
-          this.o.log.warn({ err, count: jobIds.length }, "lease extension failed; will retry next beat");
-        }),
-      );
-    }
-    await Promise.all(calls);
-  }
-
-  private async extendQueue(queueUrl: string, list: HeldMessage[], now: number): Promise<void> {
-    const entries = list.map((h, i) => ({
-      id: String(i),
-      receiptHandle: h.message.receiptHandle,
-      visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
-    }));
-    try {
-      const { failed } = await this.o.queue.changeVisibilityBatch(queueUrl, entries);
-      const failedIds = new Set(failed.map((f) => f.id));
-      list.forEach((h, i) => {
-        if (!failedIds.has(String(i))) h.extendedAt = now;
-      });
-      if (failed.length > 0) this.o.log.warn({ queueUrl, failed: failed.length }, "some visibility extensions failed");
-    } catch (err) {
-      this.o.log.warn({ err, queueUrl, count: list.length }, "visibility extension failed; will retry next beat");
-    }
+    // Leases follow the messages we still hold; a lost message's lease is left to run out.
+    const jobIds = due.flatMap((h) => (h.jobId === undefined || h.lost.signal.aborted ? [] : [h.jobId]));
+    if (jobIds.length === 0) return;
+    await this.o.extendLeases(jobIds, this.o.visibilityTimeoutSeconds * 1000).catch((err: unknown) => {
+      this.o.log.warn({ err, count: jobIds.length }, "lease extension failed; will retry next beat");
+    });
   }
 
   private now(): number {

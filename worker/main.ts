@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "worker");
   const closers: CleanupStep[] = [];
   try {
-    const worker = await build(config, log, closers);
+    // No progress for WORKER_STALL_EXIT_MS: drain what can be drained, exit 3 so the supervisor restarts us.
+    const onStalled = () => void worker.stop().then(() => shutdown(closers, log, 3));
+    const worker: Worker = await build(config, log, closers, onStalled);
     const scaleIn = buildScaleIn(config, worker, log, closers);
     let signals = 0;
     const onSignal = (signal: string) => {
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function build(config: Config, log: Logger, closers: CleanupStep[]): Promise<Worker> {
+async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Worker> {
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
   const queueUrls = config.queue.urls ?? [await queue.queueUrl(config.queue.name)];
@@ -76,7 +78,6 @@ async function build(config: Config, log: Logger, closers: CleanupStep[]): Promi
     store: new JobStore(pool),
     cache,
     provider,
-    probeProvider: (signal) => provider.health(signal),
     readGauges: config.worker.adaptiveConcurrency ? (signal) => provider.metrics(signal) : undefined,
     concurrency,
     receiveBatchSize: config.worker.receiveBatchSize,
@@ -88,6 +89,10 @@ async function build(config: Config, log: Logger, closers: CleanupStep[]): Promi
     drainDeadlineMs: config.worker.drainDeadlineMs,
     jobDefaultTtlSeconds: config.worker.jobDefaultTtlSeconds,
     ackFlushMs: config.worker.ackFlushMs,
+    maintenanceIntervalMs: config.worker.maintenanceIntervalMs,
+    retentionMs: config.store.retentionDays * 86_400_000,
+    stallExitMs: config.worker.stallExitMs,
+    onStalled,
     log,
   });
 }

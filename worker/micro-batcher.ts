@@ -1,11 +1,12 @@
 /**
  * Groups single calls made by concurrent jobs into one batched call (one SQL round trip for many jobs),
  * flushing when `maxBatch` items wait or after `lingerMs`. The batched function returns one result per
- * item, in order, or nothing for a write with no per-item answer. A failure rejects every item of that batch;
- * retries are the caller's policy.
+ * item, in order, or nothing for a write with no per-item answer. An item whose result is an Error fails alone
+ * (the store isolates a row it cannot write); a thrown failure rejects every item of that batch. Retries are the
+ * caller's policy.
  */
 export interface MicroBatcherOptions<I, O> {
-  run: (items: I[]) => Promise<O[] | void>;
+  run: (items: I[]) => Promise<(O | Error)[] | void>;
   maxBatch: number;
   lingerMs: number;
 }
@@ -51,7 +52,11 @@ export class MicroBatcher<I, O> {
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {
     try {
       const results = await this.options.run(batch.map((p) => p.item));
-      batch.forEach((p, i) => p.resolve(results?.[i] as O));
+      batch.forEach((p, i) => {
+        const result = results?.[i];
+        if (result instanceof Error) p.reject(result);
+        else p.resolve(result as O);
+      });
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

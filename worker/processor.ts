@@ -1,49 +1,63 @@
 /**
- * One message, start to end: decode → expiry check → claim (Postgres lease) → provider → persist → ack.
- * The rule that keeps jobs safe: a message is deleted only after its outcome is durable in Postgres; every
- * other path leaves it (or hands it back) to SQS for redelivery.
+ * One message, start to end: decode → one-at-a-time guard → expiry check → claim (Postgres lease) → provider →
+ * persist → settle. The rules that keep jobs safe:
+ * - a message is deleted only after its outcome is durable in Postgres; every other path leaves it (or hands it
+ *   back) to SQS for redelivery, or moves it to the DLQ with its reason;
+ * - at most one provider call per job at a time: this worker never runs a job it is already running (the guard is
+ *   taken before any await), and other workers are kept out by the lease;
+ * - a message never changes another tenant's job: the first owner keeps the id, a conflicting message is
+ *   dead-lettered with JOB_ID_CONFLICT;
+ * - a job whose delivery is spent without an outcome (retryable failure on the last delivery) is recorded `dead`.
  */
 import type pLimit from "p-limit";
 import { decodeJob, type Job } from "../shared/contract.ts";
-import { ContractError, errorCode, FleetError, isRetryable } from "../shared/errors.ts";
+import { ContractError, errorCode, FleetError, isRetryable, ProviderRetryableError, StoreError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { CallDeadline, type Completion, type Provider } from "../shared/providers/provider.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
-import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
-import type { Acker } from "./acker.ts";
+import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import type { DurableStore } from "./durable-store.ts";
 import type { HeldMessage } from "./heartbeat.ts";
-import type { PoisonSink } from "./poison.ts";
+import type { Settlement } from "./settlement.ts";
 
 export interface ProcessorOptions {
   workerId: string;
-  queue: SqsQueue;
   store: DurableStore;
+  settlement: Settlement;
   /** Hot-path publish (Redis); never fails a job. */
   publish?: (record: JobRecord) => void;
   provider: Provider;
-  acker: Acker;
-  poison: PoisonSink;
   limit: ReturnType<typeof pLimit>;
   visibilityTimeoutSeconds: number;
   maxReceiveCount: number;
   jobDefaultTtlSeconds: number;
   log: Logger;
+  /** True while the provider circuit is open: held jobs are handed back without a call. */
+  circuitOpen: () => boolean;
   /** Counts provider calls in flight (adaptive concurrency reads it). */
   onProviderCall: (delta: 1 | -1) => void;
   /** Told of each provider call's result (the circuit breaker). */
   onProviderResult: (ok: boolean) => void;
 }
 
-export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released";
+export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict";
+
+/** How long a job handed back because the circuit is open stays hidden: about one probe round. */
+const CIRCUIT_HAND_BACK_SECONDS = 10;
+
+class CircuitOpenError extends ProviderRetryableError {
+  constructor() {
+    super("PROVIDER_CIRCUIT_OPEN", "provider circuit open: job handed back without a provider call");
+  }
+}
 
 export class Processor {
-  /** Job ids this worker is running now. */
+  /** Job ids this worker is running now (claim to settle). */
   private readonly active = new Set<string>();
 
   constructor(private readonly o: ProcessorOptions) {}
 
-  /** Never throws: every failure ends in a recorded outcome or a message left for redelivery. */
+  /** Never throws but for a store write abandoned at hard stop: every other failure ends in a settled message. */
   async process(held: HeldMessage, stop: AbortSignal, draining: AbortSignal): Promise<Outcome> {
     const { message } = held;
     let job: Job;
@@ -52,66 +66,60 @@ export class Processor {
     } catch (err) {
       return this.poison(message, err);
     }
-    held.jobId = job.id;
-    const deadlineAt = this.deadlineOf(job);
-    if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      await this.finishAndAck(message, { id: job.id, status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started`, job, workerId: this.o.workerId });
-      return "expired";
-    }
-    held.deadlineAt = deadlineAt;
-    if (draining.aborted) {
-      // Not started yet and we are shutting down: hand it straight back to the queue.
-      await this.handBack(message);
-      return "released";
-    }
+    // Taken before any await, so a duplicate arriving in the same receive (or while we claim) never runs too.
     if (this.active.has(job.id)) {
-      // A redelivery (or duplicate send) of a job this worker is running right now: its lease is ours, so
-      // the store would let us claim it again. Check back when the running one should be done.
-      await this.setVisibility(message, this.o.visibilityTimeoutSeconds);
-      return "leased";
-    }
-    const claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId });
-    if (claim.kind === "finished") {
-      await this.o.acker.ack(message);
-      return "duplicate";
-    }
-    if (claim.kind === "leased") {
-      // Another live worker runs this job: come back when its lease would have run out, to find it finished.
-      const wait = Math.ceil((claim.expiresAt.getTime() - Date.now()) / 1000) + 1;
-      await this.setVisibility(message, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
+      await this.o.settlement.handBack(message, this.o.visibilityTimeoutSeconds);
       return "leased";
     }
     this.active.add(job.id);
+    held.jobId = job.id;
     try {
-      return await this.run(job, held, deadlineAt, stop, claim.attempts);
+      return await this.claimAndRun(job, held, stop, draining);
     } finally {
       this.active.delete(job.id);
     }
   }
 
+  private async claimAndRun(job: Job, held: HeldMessage, stop: AbortSignal, draining: AbortSignal): Promise<Outcome> {
+    const { message } = held;
+    const deadlineAt = this.deadlineOf(job);
+    if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
+      return this.finishAndAck(message, job, { status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started` });
+    }
+    held.deadlineAt = deadlineAt;
+    if (draining.aborted) {
+      // Not started yet and we are shutting down: hand it straight back to the queue.
+      await this.o.settlement.handBack(message);
+      return "released";
+    }
+    let claim;
+    try {
+      claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId, receiveCount: message.receiveCount });
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      return this.unstorable(message, job, err);
+    }
+    if (claim.kind === "finished") {
+      await this.o.settlement.ack(message);
+      return "duplicate";
+    }
+    if (claim.kind === "conflict") return this.conflict(message, job.id, claim.owner);
+    if (claim.kind === "leased") {
+      // Another live worker runs this job: come back when its lease would have run out, to find it finished.
+      const wait = Math.ceil((claim.expiresAt.getTime() - Date.now()) / 1000) + 1;
+      await this.o.settlement.handBack(message, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
+      return "leased";
+    }
+    return this.run(job, held, deadlineAt, stop, claim.attempts);
+  }
+
   private async run(job: Job, held: HeldMessage, deadlineAt: number | undefined, stop: AbortSignal, attempts: number): Promise<Outcome> {
     const { message } = held;
     const startedAt = new Date();
-    // Not AbortSignal.any: on Node 20 it keeps every combined signal alive as long as `stop` lives.
-    const deadline = deadlineAt === undefined ? undefined : new CallDeadline(Math.max(1, deadlineAt - Date.now()), stop);
-    const signal = deadline?.signal ?? stop;
+    // One signal for: hard stop, the job's deadline, and the message being lost (no longer ours to run).
+    const cut = new JobSignal([stop, held.lost.signal], deadlineAt);
     try {
-      const completion = await this.o.limit(async () => {
-        signal.throwIfAborted();
-        this.o.onProviderCall(1);
-        this.o.store.noteProviderCall(job.id);
-        try {
-          const completion = await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params }, signal);
-          this.o.onProviderResult(true);
-          return completion;
-        } catch (err) {
-          // Only backend trouble counts against the circuit: not our own aborts, not a job's bad request.
-          if (!signal.aborted && isRetryable(err)) this.o.onProviderResult(false);
-          throw err;
-        } finally {
-          this.o.onProviderCall(-1);
-        }
-      });
+      const completion = await this.o.limit(() => this.call(job, cut.signal));
       const outcome = await this.o.store.complete({
         id: job.id,
         workerId: this.o.workerId,
@@ -128,41 +136,64 @@ export class Processor {
         return "leased";
       }
       if (outcome === "written") this.o.publish?.(succeededRecord(job, completion, attempts, startedAt));
-      await this.o.acker.ack(message);
+      await this.o.settlement.ack(message);
       return "succeeded";
     } catch (err) {
+      // A store refusal of this row's own data (the store retries connection trouble itself).
+      if (err instanceof StoreError && !err.retryable) return this.unstorable(message, job, err);
       return this.onFailure(job, held, err, stop, deadlineAt);
     } finally {
-      deadline?.dispose();
+      cut.dispose();
+    }
+  }
+
+  /** The provider call itself, inside the concurrency limit. A job whose turn comes while the circuit is open is not called. */
+  private async call(job: Job, signal: AbortSignal): Promise<Completion> {
+    signal.throwIfAborted();
+    if (this.o.circuitOpen()) throw new CircuitOpenError();
+    this.o.onProviderCall(1);
+    this.o.store.noteProviderCall(job.id);
+    try {
+      const completion = await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params, requestId: job.id }, signal);
+      this.o.onProviderResult(true);
+      return completion;
+    } catch (err) {
+      // Only backend trouble counts against the circuit: not our own aborts, not a job's bad request.
+      if (!signal.aborted && isRetryable(err)) this.o.onProviderResult(false);
+      throw err;
+    } finally {
+      this.o.onProviderCall(-1);
     }
   }
 
   private async onFailure(job: Job, held: HeldMessage, err: unknown, stop: AbortSignal, deadlineAt?: number): Promise<Outcome> {
     const { message } = held;
-    if (stop.aborted) {
-      await this.o.store.release({ id: job.id, workerId: this.o.workerId, code: "WORKER_STOPPED", message: "worker stopped before the job finished" }).catch(() => undefined);
-      await this.handBack(message);
+    if (held.lost.signal.aborted) {
+      // The message is no longer ours (SQS refused its extension): it may be running elsewhere. Free the lease, touch nothing else.
+      await this.o.store.release({ id: job.id, workerId: this.o.workerId, code: "MESSAGE_LOST", message: "the message was no longer held by this worker" }).catch(() => undefined);
+      return "released";
+    }
+    if (stop.aborted || err instanceof CircuitOpenError) {
+      const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
+      await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
+      await this.o.settlement.handBack(message, stop.aborted ? 0 : CIRCUIT_HAND_BACK_SECONDS);
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      await this.finishAndAck(message, { id: job.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran", workerId: this.o.workerId, job });
-      return "expired";
+      return this.finishAndAck(message, job, { status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran" });
     }
     const code = errorCode(err);
     const text = describe(err);
-    if (!isRetryable(err)) {
-      await this.finishAndAck(message, { id: job.id, status: "failed", code, message: text, workerId: this.o.workerId, job });
-      return "failed";
-    }
+    if (!isRetryable(err)) return this.finishAndAck(message, job, { status: "failed", code, message: text });
     if (message.receiveCount >= this.o.maxReceiveCount) {
       // The last delivery SQS allows: record why, then let the redrive policy move the message to the DLQ.
-      await this.o.store.finish({ id: job.id, status: "dead", code, message: `gave up after ${message.receiveCount} deliveries: ${text}`, workerId: this.o.workerId, job });
-      await this.setVisibility(message, 0);
+      await this.o.store.finish({ ...this.owned(job), status: "dead", code, message: `gave up after ${message.receiveCount} deliveries: ${text}` });
+      await this.o.settlement.retryLater(message, 0);
       return "dead";
     }
     await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: text });
     const retryAfter = err instanceof FleetError && err.retryAfterMs !== undefined ? Math.ceil(err.retryAfterMs / 1000) : 0;
-    await this.setVisibility(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, 2 ** message.receiveCount)));
+    await this.o.settlement.retryLater(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, 2 ** message.receiveCount)));
     return "retry";
   }
 
@@ -170,13 +201,49 @@ export class Processor {
   private async poison(message: ReceivedMessage, err: unknown): Promise<Outcome> {
     if (!(err instanceof ContractError)) throw err;
     this.o.log.warn({ messageId: message.messageId, code: err.code, jobId: err.jobId, reason: err.message }, "poison message");
-    if (err.jobId !== undefined) {
-      await this.o.store.finish({ id: err.jobId, status: "failed", code: err.code, message: err.message, workerId: this.o.workerId });
-    } else {
-      await this.o.poison.deadLetter(message, err);
+    if (err.jobId === undefined) {
+      await this.o.settlement.deadLetter(message, err);
+      return "poison";
     }
-    await this.o.acker.ack(message);
+    const raw = rawFields(message.body);
+    let outcome;
+    try {
+      // Insert only: a poison message never changes a job that already exists (it may be another tenant's).
+      outcome = await this.o.store.finish({ id: err.jobId, status: "failed", code: err.code, message: err.message, tenant: raw.tenant, request: raw.request, createdAt: raw.createdAt, poison: true });
+    } catch (finishErr) {
+      if (isRetryable(finishErr)) throw finishErr;
+      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (no record: ${describe(finishErr)})` });
+      return "poison";
+    }
+    if (outcome === "conflict") {
+      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (id ${err.jobId} already names a job; that job is left as it is)` });
+    } else {
+      await this.o.settlement.ack(message);
+    }
     return "poison";
+  }
+
+  /** The store refused this job's own data for good (not the connection): record it failed, or dead-letter it. */
+  private async unstorable(message: ReceivedMessage, job: Job, err: unknown): Promise<Outcome> {
+    const reason = `the store refused this job's data: ${describe(err)}`;
+    this.o.log.error({ err, jobId: job.id, messageId: message.messageId }, "job data refused by the store");
+    try {
+      const outcome = await this.o.store.finish({ id: job.id, status: "failed", code: "JOB_UNSTORABLE", message: reason, workerId: this.o.workerId, tenant: job.tenant, createdAt: job.created_at });
+      if (outcome === "written" || outcome === "already_finished") {
+        await this.o.settlement.ack(message);
+        return "failed";
+      }
+    } catch (finishErr) {
+      if (isRetryable(finishErr)) throw finishErr;
+    }
+    await this.o.settlement.deadLetter(message, { code: "JOB_UNSTORABLE", message: reason });
+    return "failed";
+  }
+
+  private async conflict(message: ReceivedMessage, id: string, owner: string | undefined): Promise<Outcome> {
+    this.o.log.warn({ messageId: message.messageId, jobId: id }, "job id already used by another tenant: message dead-lettered");
+    await this.o.settlement.deadLetter(message, { code: "JOB_ID_CONFLICT", message: `id ${id} belongs to ${owner === undefined ? "an earlier message" : "another tenant"}; this message was not run` });
+    return "conflict";
   }
 
   private deadlineOf(job: Job): number | undefined {
@@ -185,34 +252,74 @@ export class Processor {
     return undefined;
   }
 
-  /** Record a terminal failure, then delete the message — unless another worker's lease decides the job now. */
-  private async finishAndAck(message: ReceivedMessage, item: Parameters<DurableStore["finish"]>[0]): Promise<void> {
-    const outcome = await this.o.store.finish(item);
-    if (outcome !== "lost_lease") await this.o.acker.ack(message);
+  /** What a finish needs to name this worker's job (its lease, tenant and request, for a row it must create). */
+  private owned(job: Job) {
+    return { id: job.id, workerId: this.o.workerId, tenant: job.tenant, request: JSON.stringify(job), createdAt: job.created_at };
   }
 
-  /** Make the message visible again at once, for another worker. */
-  handBack(message: ReceivedMessage): Promise<void> {
-    return this.setVisibility(message, 0);
+  /** Record a terminal outcome, then delete the message — unless another worker's lease decides the job now. */
+  private async finishAndAck(message: ReceivedMessage, job: Job, o: { status: "failed" | "expired"; code: string; message: string }): Promise<Outcome> {
+    const outcome = await this.o.store.finish({ ...this.owned(job), ...o });
+    if (outcome === "conflict") return this.conflict(message, job.id, undefined);
+    if (outcome !== "lost_lease") await this.o.settlement.ack(message);
+    return o.status;
   }
+}
 
-  private async setVisibility(message: ReceivedMessage, seconds: number): Promise<void> {
-    try {
-      await this.o.queue.changeVisibilityBatch(message.queueUrl, [{ id: "0", receiptHandle: message.receiptHandle, visibilityTimeoutSeconds: seconds }]);
-    } catch (err) {
-      // Not fatal: the message reappears when its current visibility runs out.
-      this.o.log.warn({ err, messageId: message.messageId }, "visibility change failed");
+/**
+ * Aborts when any parent aborts or the deadline passes. Listeners are removed on dispose, so a long-lived parent
+ * (the worker's stop signal) keeps nothing of a finished job (not AbortSignal.any: on Node 20 it leaks).
+ */
+class JobSignal {
+  private readonly controller = new AbortController();
+  private readonly deadline: CallDeadline | undefined;
+  private readonly onAbort = () => this.controller.abort();
+
+  constructor(
+    private readonly parents: AbortSignal[],
+    deadlineAt: number | undefined,
+  ) {
+    for (const p of parents) {
+      if (p.aborted) this.controller.abort();
+      else p.addEventListener("abort", this.onAbort, { once: true });
     }
+    this.deadline = deadlineAt === undefined ? undefined : new CallDeadline(Math.max(1, deadlineAt - Date.now()), this.controller.signal);
   }
+
+  get signal(): AbortSignal {
+    return this.deadline?.signal ?? this.controller.signal;
+  }
+
+  dispose(): void {
+    for (const p of this.parents) p.removeEventListener("abort", this.onAbort);
+    this.deadline?.dispose();
+  }
+}
+
+/** Tenant, request and created_at of a poison body, when it is a JSON object that has them (for its record). */
+function rawFields(body: string): { tenant?: string; request?: string; createdAt?: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch {
+    return {};
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return {};
+  const r = raw as { tenant?: unknown; created_at?: unknown };
+  const tenant = typeof r.tenant === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(r.tenant) ? r.tenant : undefined;
+  const createdAt = typeof r.created_at === "string" && !Number.isNaN(Date.parse(r.created_at)) ? r.created_at : undefined;
+  return { tenant, request: body, createdAt };
 }
 
 /** The record Postgres now holds, built locally so the hot path costs no extra read. */
 function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: Date): JobRecord {
+  const nul = (c.text.match(/\u0000/g) ?? []).length;
   return {
     id: job.id,
     tenant: job.tenant,
     status: "succeeded",
-    output: c.text,
+    output: nul > 0 ? c.text.replace(/\u0000/g, "\uFFFD") : c.text,
+    outputNulReplaced: nul,
     finishReason: c.finishReason,
     usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
     provider: c.provider,

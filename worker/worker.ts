@@ -15,7 +15,6 @@ import type { JobStore } from "../shared/store/jobs.ts";
 import type { ResultsCache } from "../shared/store/results-cache.ts";
 import { coerceError } from "../shared/errors.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
-import { Acker } from "./acker.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { runBackpressure, type BackendGauges } from "./backpressure.ts";
 import { CircuitBreaker } from "./breaker.ts";
@@ -23,9 +22,10 @@ import { Condition } from "./condition.ts";
 import { Capacity } from "./capacity.ts";
 import { DurableStore } from "./durable-store.ts";
 import { Heartbeat, type HeldMessage } from "./heartbeat.ts";
-import { PoisonSink } from "./poison.ts";
 import { Poller } from "./poller.ts";
+import { runMaintenance } from "./maintenance.ts";
 import { Processor, type Outcome } from "./processor.ts";
+import { Settlement } from "./settlement.ts";
 
 export interface WorkerOptions {
   queue: SqsQueue;
@@ -34,8 +34,11 @@ export interface WorkerOptions {
   store: JobStore;
   cache?: ResultsCache;
   provider: Provider;
-  /** Backend health for the circuit breaker's probe (vLLM /health). */
-  probeProvider: (signal: AbortSignal) => Promise<boolean>;
+  /**
+   * The circuit breaker's half-open probe. Default: a real one-token generation, because a /health that answers
+   * while generations time out would close the circuit on a backend that still cannot serve.
+   */
+  probeProvider?: (signal: AbortSignal) => Promise<boolean>;
   /** Consecutive retryable provider failures that open the circuit. */
   breakerThreshold?: number;
   /** Backend gauges for adaptive concurrency; omit to keep the static limit. */
@@ -50,6 +53,14 @@ export interface WorkerOptions {
   drainDeadlineMs: number;
   jobDefaultTtlSeconds: number;
   ackFlushMs: number;
+  /** Store housekeeping: lost last deliveries recorded dead, records past retention deleted. Default 30 s. */
+  maintenanceIntervalMs?: number;
+  /** Finished records are kept this long; 0 keeps them forever. Default 30 days. */
+  retentionMs?: number;
+  /** Store writes failing this long make the worker give up (`onStalled`). Default 5 min. */
+  stallExitMs?: number;
+  /** Called once when the worker cannot make progress (store unreachable past `stallExitMs`); main exits non-zero. */
+  onStalled?: () => void;
   log: Logger;
   workerId?: string;
   onOutcome?: (outcome: Outcome, message: ReceivedMessage) => void;
@@ -64,28 +75,30 @@ export class Worker {
   private readonly hardStop = new AbortController();
   private readonly capacity: Capacity;
   private readonly heartbeat: Heartbeat;
-  private readonly acker: Acker;
+  private readonly settlement: Settlement;
   private readonly durable: DurableStore;
   private readonly processor: Processor;
   private readonly breaker: CircuitBreaker;
   private readonly running = new Set<Promise<void>>();
   private readonly publisher: MicroBatcher<JobRecord, void> | undefined;
+  private poller: Poller | undefined;
   private providerInFlight = 0;
   private intakeHeld = false;
   private readonly intakeChanged = new Condition();
   private loops: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
-  readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0 };
+  private watchdog: NodeJS.Timeout | undefined;
+  readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 };
 
   constructor(private readonly o: WorkerOptions) {
     this.workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     // Every job in flight and every receive loop listens on these two; listeners are removed as calls end.
     setMaxListeners(0, this.pollAbort.signal, this.hardStop.signal);
     this.capacity = new Capacity(o.concurrency, o.concurrency);
-    this.acker = new Acker(o.queue, o.ackFlushMs, o.log);
+    this.settlement = new Settlement({ queue: o.queue, maxReceiveCount: o.maxReceiveCount, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds, ackFlushMs: o.ackFlushMs, log: o.log });
     this.durable = new DurableStore(o.store, o.log, this.hardStop.signal);
     this.heartbeat = new Heartbeat({
-      queue: o.queue,
+      settlement: this.settlement,
       intervalMs: o.heartbeatIntervalMs,
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       extendLeases: (ids, leaseMs) => o.store.extendLeases(ids, this.workerId, leaseMs),
@@ -93,15 +106,15 @@ export class Worker {
     });
     const cache = o.cache;
     this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records) });
-    this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe: o.probeProvider, log: o.log });
+    const probe = o.probeProvider ?? ((signal: AbortSignal) => o.provider.generate({ prompt: "ping", params: { max_tokens: 1 } }, signal).then(() => true));
+    this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe, log: o.log, onOpen: () => this.poller?.interrupt() });
     this.processor = new Processor({
       workerId: this.workerId,
-      queue: o.queue,
       store: this.durable,
-      publish: o.cache === undefined ? undefined : (record) => void this.publisher?.add(record).catch(() => undefined),
+      settlement: this.settlement,
+      publish: this.publish,
       provider: o.provider,
-      acker: this.acker,
-      poison: new PoisonSink(o.queue, o.log),
+      circuitOpen: () => this.breaker.isOpen,
       limit: pLimit(o.concurrency),
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       maxReceiveCount: o.maxReceiveCount,
@@ -111,6 +124,9 @@ export class Worker {
       onProviderResult: (ok) => (ok ? this.breaker.success() : this.breaker.failure()),
     });
   }
+
+  /** Hot-path publish of a record (Redis); never fails a job. */
+  private readonly publish = (record: JobRecord): void => void this.publisher?.add(record).catch(() => undefined);
 
   get status(): WorkerState {
     return this.state;
@@ -148,7 +164,7 @@ export class Worker {
     if (this.state !== "created") return;
     this.state = "running";
     this.heartbeat.start();
-    const poller = new Poller({
+    const poller = (this.poller = new Poller({
       queue: this.o.queue,
       queueUrls: this.o.queueUrls,
       capacity: this.capacity,
@@ -165,8 +181,9 @@ export class Worker {
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       log: this.o.log,
-    });
-    const loops: Promise<unknown>[] = [poller.run(this.pollAbort.signal)];
+    }));
+    const loops: Promise<unknown>[] = [poller.run(this.pollAbort.signal), this.maintain(this.pollAbort.signal)];
+    this.watchStall();
     if (this.o.readGauges !== undefined) {
       loops.push(
         runBackpressure(
@@ -204,7 +221,7 @@ export class Worker {
       .catch(async (err) => {
         // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
         this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
-        await this.processor.handBack(message);
+        await this.settlement.handBack(message);
       })
       .finally(() => {
         this.heartbeat.untrack(message);
@@ -212,6 +229,35 @@ export class Worker {
         this.running.delete(task);
       });
     this.running.add(task);
+  }
+
+  private maintain(signal: AbortSignal): Promise<void> {
+    return runMaintenance(
+      {
+        store: this.o.store,
+        maxReceiveCount: this.o.maxReceiveCount,
+        // Two missed beats past the lease: a live worker would have extended it by then.
+        graceMs: 2 * this.o.heartbeatIntervalMs,
+        intervalMs: this.o.maintenanceIntervalMs ?? 30_000,
+        retentionMs: this.o.retentionMs ?? 30 * 86_400_000,
+        publish: this.o.cache === undefined ? undefined : this.publish,
+        log: this.o.log,
+      },
+      signal,
+    );
+  }
+
+  /** A worker that cannot record outcomes for `stallExitMs` says so and asks to be restarted (once). */
+  private watchStall(): void {
+    const limitMs = this.o.stallExitMs ?? 300_000;
+    this.watchdog = setInterval(() => {
+      const stalledMs = this.durable.unhealthyForMs();
+      if (stalledMs < limitMs) return;
+      clearInterval(this.watchdog);
+      this.o.log.error({ stalledMs, limitMs }, "no progress: store writes have failed too long; stopping for a restart");
+      this.o.onStalled?.();
+    }, Math.min(5_000, Math.max(100, limitMs / 10)));
+    this.watchdog.unref();
   }
 
   private async drain(): Promise<void> {
@@ -222,6 +268,7 @@ export class Worker {
     this.state = "draining";
     this.o.log.info({ held: this.held, running: this.running.size }, "draining");
     this.pollAbort.abort();
+    clearInterval(this.watchdog);
     await this.loops;
     const deadline = AbortSignal.timeout(this.o.drainDeadlineMs);
     await this.capacity.waitForIdle(deadline);
@@ -233,7 +280,7 @@ export class Worker {
     await this.heartbeat.stop();
     await this.breaker.close();
     await this.durable.drain();
-    await this.acker.drain();
+    await this.settlement.drain();
     await this.publisher?.drain();
     this.state = "stopped";
     this.o.log.info({ counts: this.counts }, "worker stopped");

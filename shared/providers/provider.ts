@@ -23,6 +23,8 @@ export interface CompletionRequest {
   prompt?: string;
   model?: string;
   params: SamplingParams;
+  /** The job id, sent to the backend (X-Request-Id) so its logs and ours name the same request. */
+  requestId?: string;
 }
 
 export interface Completion {
