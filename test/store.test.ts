@@ -2,6 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type pg from "pg";
 import { StoreError } from "../shared/errors.ts";
+import { decodeRecord, encodeRecord } from "../shared/store/job-record.ts";
 import { JobStore, type ClaimOutcome } from "../shared/store/jobs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
@@ -22,6 +23,21 @@ describe("migrate", () => {
       { version: 2, name: "0002_tenancy_retention.sql" },
     ]);
     await assert.rejects((a as pg.Pool).query("INSERT INTO jobs (id, status) VALUES ('x', 'bogus')"), /check constraint/);
+  });
+});
+
+describe("JobRecord encoding", () => {
+  test("outputNulReplaced survives the cache encoding, and a record encoded before it existed decodes as 0", async () => {
+    const { stores: [s] } = await setup();
+    const j = job();
+    ok(await s!.claim([claimItem(j, "w")]));
+    assert.deepEqual(await s!.complete([result(j.id, "w", "a\u0000b")]), ["written"]);
+    const rec = await s!.get(j.id);
+    assert.equal(rec?.outputNulReplaced, 1);
+    assert.deepEqual(decodeRecord(encodeRecord(rec!)), rec);
+    const older = JSON.parse(encodeRecord(rec!)) as Record<string, unknown>;
+    delete older.outputNulReplaced;
+    assert.equal(decodeRecord(JSON.stringify(older))?.outputNulReplaced, 0);
   });
 });
 
