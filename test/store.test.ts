@@ -1,52 +1,43 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { buildJob, type Job } from "../shared/contract.ts";
 import { StoreError } from "../shared/errors.ts";
-import { JobStore, type CompleteItem } from "../shared/store/jobs.ts";
+import { decodeRecord, encodeRecord } from "../shared/store/job-record.ts";
+import { JobStore, type ClaimOutcome } from "../shared/store/jobs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
+import { claimItem, job, ok, PG_URL as URL, result, StoreSchemas } from "./support/store-schema.ts";
 
-const URL = "postgres://postgres@127.0.0.1:5432/test";
-const pools: pg.Pool[] = [];
-const schemas: string[] = [];
-
-/** A fresh, migrated schema per test, plus `n` independent pools on it (separate "workers"). */
-async function setup(n = 1): Promise<{ stores: JobStore[]; pools: pg.Pool[]; schema: string }> {
-  const schema = `t_store_${randomBytes(5).toString("hex")}`;
-  schemas.push(schema);
-  const mine: pg.Pool[] = [];
-  for (let i = 0; i < n; i++) mine.push(await createPool({ url: URL, poolSize: 4, schema }));
-  pools.push(...mine);
-  await migrate(mine[0] as pg.Pool);
-  return { stores: mine.map((p) => new JobStore(p)), pools: mine, schema };
-}
-
-function job(id = `job-${randomBytes(6).toString("hex")}`): Job {
-  return buildJob({ id, tenant: "acme", prompt: "hello" });
-}
-
-function result(id: string, workerId: string, output = `out-${workerId}`): CompleteItem {
-  return { id, workerId, output, finishReason: "stop", promptTokens: 3, completionTokens: 5, provider: "vllm", model: "m" };
-}
-
-const claimItem = (j: Job, workerId: string, leaseMs = 60_000) => ({ job: j, workerId, leaseMs, messageId: `msg-${workerId}` });
-
-after(async () => {
-  const admin = await createPool({ url: URL, poolSize: 1 });
-  for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-  await admin.end();
-  await Promise.all(pools.map((p) => p.end()));
-});
+// The schemas, and every pool a test opens, are removed at the end.
+const schemas = new StoreSchemas();
+const setup = schemas.setup.bind(schemas);
+after(() => schemas.dropAll());
 
 describe("migrate", () => {
   test("concurrent migrations apply each file once", async () => {
     const { pools: [a, b, c] } = await setup(3);
     await Promise.all([migrate(a as pg.Pool), migrate(b as pg.Pool), migrate(c as pg.Pool)]);
     const rows = (await (a as pg.Pool).query("SELECT version, name FROM schema_migrations ORDER BY version")).rows;
-    assert.deepEqual(rows, [{ version: 1, name: "0001_jobs.sql" }]);
+    assert.deepEqual(rows, [
+      { version: 1, name: "0001_jobs.sql" },
+      { version: 2, name: "0002_tenancy_retention.sql" },
+    ]);
     await assert.rejects((a as pg.Pool).query("INSERT INTO jobs (id, status) VALUES ('x', 'bogus')"), /check constraint/);
+  });
+});
+
+describe("JobRecord encoding", () => {
+  test("outputNulReplaced survives the cache encoding, and a record encoded before it existed decodes as 0", async () => {
+    const { stores: [s] } = await setup();
+    const j = job();
+    ok(await s!.claim([claimItem(j, "w")]));
+    assert.deepEqual(await s!.complete([result(j.id, "w", "a\u0000b")]), ["written"]);
+    const rec = await s!.get(j.id);
+    assert.equal(rec?.outputNulReplaced, 1);
+    assert.deepEqual(decodeRecord(encodeRecord(rec!)), rec);
+    const older = JSON.parse(encodeRecord(rec!)) as Record<string, unknown>;
+    delete older.outputNulReplaced;
+    assert.equal(decodeRecord(JSON.stringify(older))?.outputNulReplaced, 0);
   });
 });
 
@@ -54,7 +45,7 @@ describe("JobStore", () => {
   test("two workers claiming the same id at once: exactly one claims, the other sees the lease", async () => {
     const { stores: [a, b] } = await setup(2);
     const j = job();
-    const [ra, rb] = await Promise.all([a!.claim([claimItem(j, "wa")]), b!.claim([claimItem(j, "wb")])]);
+    const [ra, rb] = (await Promise.all([a!.claim([claimItem(j, "wa")]), b!.claim([claimItem(j, "wb")])])).map((r) => ok<ClaimOutcome>(r)) as [ClaimOutcome[], ClaimOutcome[]];
     const outcomes = [ra[0], rb[0]];
     const claimed = outcomes.filter((o) => o?.kind === "claimed");
     const leased = outcomes.filter((o) => o?.kind === "leased");
@@ -74,13 +65,13 @@ describe("JobStore", () => {
   test("an expired lease is taken over; the old holder then loses its writes", async () => {
     const { stores: [a, b], pools: [pa] } = await setup(2);
     const j = job();
-    assert.equal((await a!.claim([claimItem(j, "wa")]))[0]?.kind, "claimed");
+    assert.equal(ok(await a!.claim([claimItem(j, "wa")]))[0]?.kind, "claimed");
     // Time passing without sleeping: move the lease into the past.
     await pa!.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [j.id]);
     assert.deepEqual(await b!.claim([claimItem(j, "wb")]), [{ kind: "claimed", attempts: 2 }]);
     assert.deepEqual(await a!.complete([result(j.id, "wa")]), ["lost_lease"]);
     await a!.release([{ id: j.id, workerId: "wa", code: "X", message: "stale" }]);
-    assert.deepEqual(await a!.finish([{ id: j.id, workerId: "wa", status: "failed", code: "X", message: "stale" }]), ["lost_lease"]);
+    assert.deepEqual(await a!.finish([{ id: j.id, workerId: "wa", tenant: j.tenant, status: "failed", code: "X", message: "stale" }]), ["lost_lease"]);
     assert.deepEqual(await b!.complete([result(j.id, "wb")]), ["written"]);
     const rec = await b!.get(j.id);
     assert.equal(rec?.output, "out-wb");
@@ -106,7 +97,7 @@ describe("JobStore", () => {
     const j = job();
     await s!.claim([claimItem(j, "w")]);
     assert.deepEqual(await s!.complete([result(j.id, "w", "the answer")]), ["written"]);
-    assert.deepEqual(await s!.finish([{ id: j.id, status: "failed", code: "PROVIDER_BAD_REQUEST", message: "late", workerId: "w", job: j }]), ["already_finished"]);
+    assert.deepEqual(await s!.finish([{ id: j.id, status: "failed", code: "PROVIDER_BAD_REQUEST", message: "late", workerId: "w", tenant: j.tenant, request: JSON.stringify(j), createdAt: j.created_at }]), ["already_finished"]);
     assert.deepEqual(await s!.complete([result(j.id, "w", "second answer")]), ["already_finished"]);
     assert.deepEqual(await s!.claim([claimItem(j, "w2")]), [{ kind: "finished", status: "succeeded" }]);
     const rec = await s!.get(j.id);
@@ -122,8 +113,8 @@ describe("JobStore", () => {
     const { stores: [s] } = await setup();
     const expired = job();
     const out = await s!.finish([
-      { id: "poison-1", status: "dead", code: "JOB_INVALID", message: "invalid job: prompt: required" },
-      { id: expired.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed", job: expired },
+      { id: "poison-1", status: "dead", code: "JOB_INVALID", message: "invalid job: prompt: required", poison: true, request: '{"id":"poison-1"}' },
+      { id: expired.id, status: "expired", code: "JOB_EXPIRED", message: "deadline passed", tenant: expired.tenant, request: JSON.stringify(expired), createdAt: expired.created_at },
     ]);
     assert.deepEqual(out, ["written", "written"]);
     const poison = await s!.get("poison-1");
@@ -135,8 +126,8 @@ describe("JobStore", () => {
     const exp = await s!.get(expired.id);
     assert.equal(exp?.tenant, "acme");
     assert.equal(exp?.createdAt.toISOString(), new Date(expired.created_at).toISOString());
-    // Redelivered poison: nothing changes.
-    assert.deepEqual(await s!.finish([{ id: "poison-1", status: "failed", code: "OTHER", message: "again" }]), ["already_finished"]);
+    // Redelivered poison: it only ever inserts, so it conflicts with its own earlier record, and nothing changes.
+    assert.deepEqual(await s!.finish([{ id: "poison-1", status: "failed", code: "OTHER", message: "again", poison: true }]), ["conflict"]);
     assert.equal((await s!.get("poison-1"))?.resultWrites, 1);
     assert.equal((await s!.get("poison-1"))?.error?.code, "JOB_INVALID");
   });
@@ -165,10 +156,10 @@ describe("JobStore", () => {
     await s!.recordProviderCall([j.id, j.id]);
     assert.equal((await s!.get(j.id))?.providerCalls, 2);
     const before = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
-    await s!.extendLeases([j.id], "someone-else", 600_000);
+    assert.deepEqual(await s!.extendLeases([j.id], "someone-else", 600_000), []);
     const unchanged = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
     assert.equal(unchanged.getTime(), before.getTime());
-    await s!.extendLeases([j.id, "missing"], "w", 600_000);
+    assert.deepEqual(await s!.extendLeases([j.id, "missing"], "w", 600_000), [j.id]);
     const extended = (await p!.query("SELECT lease_expires_at FROM jobs WHERE id = $1", [j.id])).rows[0].lease_expires_at as Date;
     assert.ok(extended.getTime() > before.getTime() + 500_000);
   });
@@ -176,7 +167,7 @@ describe("JobStore", () => {
   test("the same id twice in one batch: one claim, one write", async () => {
     const { stores: [s] } = await setup();
     const j = job();
-    const claims = await s!.claim([claimItem(j, "w"), claimItem(j, "w")]);
+    const claims = ok(await s!.claim([claimItem(j, "w"), claimItem(j, "w")]));
     assert.equal(claims[0]?.kind, "claimed");
     assert.equal(claims[1]?.kind, "leased");
     assert.deepEqual(await s!.complete([result(j.id, "w", "a"), result(j.id, "w", "b")]), ["written", "already_finished"]);
@@ -189,7 +180,7 @@ describe("JobStore", () => {
   test("a batch of 500 claims and completes in one call each", async () => {
     const { stores: [s] } = await setup();
     const jobs = Array.from({ length: 500 }, (_, i) => job(`bulk-${i}`));
-    const claims = await s!.claim(jobs.map((j) => claimItem(j, "w")));
+    const claims = ok(await s!.claim(jobs.map((j) => claimItem(j, "w"))));
     assert.equal(claims.length, 500);
     assert.ok(claims.every((c) => c.kind === "claimed" && c.attempts === 1));
     const writes = await s!.complete(jobs.map((j) => result(j.id, "w", `answer ${j.id} "quoted" \\ {braces},`)));
@@ -203,7 +194,7 @@ describe("JobStore", () => {
 
   test("an unreachable database is STORE_UNAVAILABLE, retryable, and the message hides the URL", async () => {
     const pool = await createPool({ url: "postgres://postgres:s3cretpw@127.0.0.1:1/test", poolSize: 1, connectTimeoutMs: 1_000 });
-    pools.push(pool);
+    schemas.track(pool);
     const s = new JobStore(pool);
     const err = await s.claim([claimItem(job(), "w")]).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof StoreError);

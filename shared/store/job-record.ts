@@ -10,6 +10,8 @@ export interface JobRecord {
   tenant: string | undefined;
   status: JobStatus;
   output: string | undefined;
+  /** How many U+0000 the answer held (Postgres refuses them): each was stored as U+FFFD. 0 normally. */
+  outputNulReplaced: number;
   finishReason: string | undefined;
   usage: { promptTokens: number; completionTokens: number } | undefined;
   provider: string | undefined;
@@ -53,6 +55,7 @@ export function decodeRecord(text: string): JobRecord | undefined {
     tenant: str(raw.tenant),
     status: raw.status,
     output: str(raw.output),
+    outputNulReplaced: num(raw.outputNulReplaced),
     finishReason: str(raw.finishReason),
     usage: usage ? { promptTokens: num(usage.promptTokens), completionTokens: num(usage.completionTokens) } : undefined,
     provider: str(raw.provider),

@@ -2,10 +2,22 @@
  * The durable job store (Postgres). Every method takes a batch and makes one round trip for it (arrays passed as
  * parameters and expanded with `unnest`), so a worker's cost per job is a fraction of a statement. Rows are only
  * written while not terminal: the first finished result is kept, and `result_writes` counts every terminal write.
+ *
+ * - THE FIRST OWNER KEEPS THE ID. Rows are keyed by id alone; the tenant that first wrote an id owns it. A claim or
+ *   finish from another tenant (or a poison message naming an existing id) never changes the row: it is "conflict".
+ * - ROWS FAIL ALONE. A row the server refuses fails only its own item (the StoreError is that item's result); the
+ *   rest of its batch is written. Retryable errors (connection lost, deadlock) still throw for the whole batch.
+ * - NO NUL REACHES POSTGRES from the text this store is given: U+0000 in an answer becomes U+FFFD and is counted
+ *   (`outputNulReplaced`); in error messages, finish reasons and request JSON it is replaced silently.
+ * - ONE LOCK ORDER: every statement takes its row locks in id order (see jobs-sql.ts), so they cannot deadlock.
  */
 import type pg from "pg";
 import type { Job } from "../contract.ts";
+import type { StoreError } from "../errors.ts";
+import { isolateFailures } from "./isolate.ts";
 import { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus, type TerminalStatus } from "./job-record.ts";
+import * as sql from "./jobs-sql.ts";
+import { jsonForStore, jsonTextForStore, replaceNul, safeText } from "./nul-scrub.ts";
 import { toStoreError } from "./store-errors.ts";
 
 export type { JobRecord, JobStatus, TerminalStatus };
@@ -15,6 +27,8 @@ export interface ClaimItem {
   workerId: string;
   leaseMs: number;
   messageId: string;
+  /** The SQS message's ApproximateReceiveCount: markLost finds jobs whose last delivery died with its worker. */
+  receiveCount: number;
 }
 export type ClaimOutcome =
   /** This worker now holds the lease (row inserted, or taken over because queued, lease-free or lease expired). */
@@ -22,7 +36,9 @@ export type ClaimOutcome =
   /** Already terminal: the caller only deletes the message. */
   | { kind: "finished"; status: TerminalStatus }
   /** Another live worker holds it (or the same id came twice in this batch): do not call the provider. */
-  | { kind: "leased"; owner: string; expiresAt: Date };
+  | { kind: "leased"; owner: string; expiresAt: Date }
+  /** The id belongs to another tenant (`owner`; undefined for a poison record): the row was not touched. */
+  | { kind: "conflict"; owner: string | undefined };
 
 export interface CompleteItem {
   id: string;
@@ -41,9 +57,14 @@ export interface FinishItem {
   message: string;
   /** The worker holding the lease, when there is one; absent for poison or jobs expired before any claim. */
   workerId?: string;
-  /** The job, when the body parsed: fills tenant and request if the row has to be created. */
-  job?: Job;
+  /** The job's tenant; must match the row's unless the row is created here. */
   tenant?: string;
+  /** JSON text of the job, or of the raw poison body: kept when the row has no request yet. */
+  request?: string;
+  /** The job's created_at, for a row created here (default: now). */
+  createdAt?: string;
+  /** A message that did not parse as a job: it only ever creates a row, never changes one ("conflict" if it exists). */
+  poison?: boolean;
 }
 export interface ReleaseItem {
   id: string;
@@ -52,91 +73,16 @@ export interface ReleaseItem {
   message: string;
 }
 /** written: this call stored the result; already_finished: a terminal result was there first (kept);
- *  lost_lease: another live worker holds the job (or the row is gone), nothing written. */
-export type WriteOutcome = "written" | "already_finished" | "lost_lease";
+ *  lost_lease: another live worker holds the job (or the row is gone), nothing written;
+ *  conflict: the id belongs to another tenant, or a poison message named an existing row; nothing written. */
+export type WriteOutcome = "written" | "already_finished" | "lost_lease" | "conflict";
 
 /** How many times a batch re-tries items that lost a race but look claimable/writable on a fresh read. */
 const RACE_ROUNDS = 3;
-const LEASE_FREE = `(j.lease_owner IS NULL OR j.lease_expires_at <= now())`;
-
-const CLAIM_SQL = `
-INSERT INTO jobs AS j (id, tenant, status, request, attempts, lease_owner, lease_expires_at, message_id,
-                       created_at, started_at, updated_at)
-SELECT t.id, t.tenant, 'running', t.request, 1, t.worker, now() + t.lease_ms * interval '1 millisecond', t.message_id,
-       t.created_at, now(), now()
-  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
-       AS t(id, tenant, request, worker, lease_ms, message_id, created_at)
-ON CONFLICT (id) DO UPDATE SET
-  status = 'running', attempts = j.attempts + 1, lease_owner = excluded.lease_owner,
-  lease_expires_at = excluded.lease_expires_at, message_id = excluded.message_id, started_at = now(), updated_at = now(),
-  tenant = coalesce(j.tenant, excluded.tenant), request = coalesce(j.request, excluded.request)
-WHERE j.status IN ('queued', 'running') AND (${LEASE_FREE} OR j.lease_owner = excluded.lease_owner)
-RETURNING j.id, j.attempts`;
-
-const COMPLETE_SQL = `
-UPDATE jobs AS j SET
-  status = 'succeeded', output = t.output, finish_reason = t.finish_reason, prompt_tokens = t.prompt_tokens,
-  completion_tokens = t.completion_tokens, provider = t.provider, model = t.model, error_code = NULL,
-  error_message = NULL, lease_owner = NULL, lease_expires_at = NULL, result_writes = j.result_writes + 1,
-  finished_at = now(), updated_at = now()
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[])
-       AS t(id, worker, output, finish_reason, prompt_tokens, completion_tokens, provider, model)
- WHERE j.id = t.id AND j.status IN ('queued', 'running') AND (${LEASE_FREE} OR j.lease_owner = t.worker)
-RETURNING j.id`;
-
-// Update when the row exists, insert when it does not (poison, expired before claim); a concurrent insert makes
-// ON CONFLICT skip the row and the caller re-reads it.
-const FINISH_SQL = `
-WITH t AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
-         AS t(id, status, code, message, worker, tenant, request, created_at)
-), upd AS (
-  UPDATE jobs AS j SET
-    status = t.status, error_code = t.code, error_message = t.message, lease_owner = NULL, lease_expires_at = NULL,
-    result_writes = j.result_writes + 1, finished_at = now(), updated_at = now(),
-    tenant = coalesce(j.tenant, t.tenant), request = coalesce(j.request, t.request)
-    FROM t
-   WHERE j.id = t.id AND j.status IN ('queued', 'running') AND (${LEASE_FREE} OR j.lease_owner = t.worker)
-  RETURNING j.id
-), ins AS (
-  INSERT INTO jobs (id, tenant, status, request, error_code, error_message, result_writes, created_at, finished_at, updated_at)
-  SELECT t.id, t.tenant, t.status, t.request, t.code, t.message, 1, coalesce(t.created_at, now()), now(), now()
-    FROM t WHERE NOT EXISTS (SELECT 1 FROM jobs x WHERE x.id = t.id)
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id
-)
-SELECT id FROM upd UNION ALL SELECT id FROM ins`;
-
-const RELEASE_SQL = `
-UPDATE jobs AS j SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, error_code = t.code,
-                     error_message = t.message, updated_at = now()
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, worker, code, message)
- WHERE j.id = t.id AND j.status = 'running' AND j.lease_owner = t.worker`;
-
-// An operator's redrive from the DLQ: the dead verdict is withdrawn (result_writes back to 0, so the job's one
-// eventual result counts once) and the last error stays for the record until a new outcome replaces it.
-const REOPEN_DEAD_SQL = `
-UPDATE jobs SET status = 'queued', result_writes = 0, finished_at = NULL, updated_at = now()
- WHERE id = ANY($1::text[]) AND status = 'dead'
-RETURNING id`;
-const PROVIDER_CALL_SQL = `
-UPDATE jobs AS j SET provider_calls = j.provider_calls + c.n, updated_at = now()
-  FROM (SELECT id, count(*)::int AS n FROM unnest($1::text[]) AS id GROUP BY id) AS c
- WHERE j.id = c.id`;
-
-const EXTEND_SQL = `
-UPDATE jobs SET lease_expires_at = now() + $3::int * interval '1 millisecond', updated_at = now()
- WHERE id = ANY($1::text[]) AND lease_owner = $2 AND status = 'running'`;
-
-const STATE_SQL = `
-SELECT id, status, lease_owner, lease_expires_at, coalesce(lease_expires_at > now(), false) AS live
-  FROM jobs WHERE id = ANY($1::text[])`;
-
-const RECORD_COLUMNS = `id, tenant, status, output, finish_reason, prompt_tokens, completion_tokens, provider, model,
-  attempts, provider_calls, result_writes, error_code, error_message, created_at, started_at, finished_at`;
 
 interface StateRow {
   id: string;
+  tenant: string | null;
   status: JobStatus;
   lease_owner: string | null;
   lease_expires_at: Date | null;
@@ -147,6 +93,7 @@ interface RecordRow {
   tenant: string | null;
   status: JobStatus;
   output: string | null;
+  output_nul_replaced: number;
   finish_reason: string | null;
   prompt_tokens: number | null;
   completion_tokens: number | null;
@@ -161,101 +108,133 @@ interface RecordRow {
   started_at: Date | null;
   finished_at: Date | null;
 }
+/** Per write: the id and, for the tenant/poison checks on a skipped write, who may own the row. */
+interface WriteKey {
+  id: string;
+  tenant: string | undefined;
+  poison: boolean;
+}
 
 export class JobStore {
   constructor(private readonly pool: pg.Pool) {}
 
   /** Take the lease on each job (insert or take over). Outcomes are in input order. */
-  async claim(items: ClaimItem[]): Promise<ClaimOutcome[]> {
-    const out = new Array<ClaimOutcome | undefined>(items.length);
+  async claim(items: ClaimItem[]): Promise<(ClaimOutcome | StoreError)[]> {
+    const out = new Array<ClaimOutcome | StoreError | undefined>(items.length);
     const firsts = firstOccurrences(items.map((i) => i.job.id));
+    const leased: number[] = [];
     let pending = [...firsts.values()];
     for (let round = 0; pending.length > 0 && round < RACE_ROUNDS; round++) {
-      const batch = pending.map((i) => items[i] as ClaimItem);
-      const rows = await this.query<{ id: string; attempts: number }>("jobs_claim", CLAIM_SQL, [
-        batch.map((b) => b.job.id),
-        batch.map((b) => b.job.tenant),
-        batch.map((b) => JSON.stringify(b.job)),
-        batch.map((b) => b.workerId),
-        batch.map((b) => Math.max(1, Math.round(b.leaseMs))),
-        batch.map((b) => b.messageId),
-        batch.map((b) => b.job.created_at),
-      ]);
+      const { rows, failed } = await isolateFailures(pending, "jobs_claim", (idx) => this.claimRows(idx.map((i) => items[i] as ClaimItem)));
+      for (const [i, err] of failed) out[i] = err;
       const claimed = new Map(rows.map((r) => [r.id, r.attempts]));
-      const lost = pending.filter((i) => !claimed.has((items[i] as ClaimItem).job.id));
+      const lost: number[] = [];
       for (const i of pending) {
+        if (out[i] !== undefined) continue;
         const attempts = claimed.get((items[i] as ClaimItem).job.id);
-        if (attempts !== undefined) out[i] = { kind: "claimed", attempts };
+        if (attempts === undefined) lost.push(i);
+        else out[i] = { kind: "claimed", attempts };
       }
-      pending = await this.classifyLostClaims(items, lost, out);
+      pending = await this.classifyLostClaims(items, lost, out, leased);
     }
     // Still racing after every round: someone keeps taking it, which is what "leased" tells the caller.
     for (const i of pending) out[i] = { kind: "leased", owner: "unknown", expiresAt: new Date() };
-    return items.map((item, i) => out[i] ?? duplicateClaim(item, out[firsts.get(item.job.id) as number]));
+    await this.noteDeliveries(leased.map((i) => items[i] as ClaimItem));
+    return items.map((item, i) => out[i] ?? duplicateClaim(item, items[firsts.get(item.job.id) as number] as ClaimItem, out[firsts.get(item.job.id) as number]));
   }
 
   /** provider_calls += 1 per id (an id listed twice counts twice). Call just before the provider request. */
-  async recordProviderCall(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.query("jobs_provider_call", PROVIDER_CALL_SQL, [ids]);
+  async recordProviderCall(ids: string[]): Promise<(undefined | StoreError)[]> {
+    const { failed } = await isolateFailures(ids.map((_, i) => i), "jobs_provider_call", (idx) =>
+      this.query("jobs_provider_call", sql.PROVIDER_CALL_SQL, [idx.map((i) => ids[i])]),
+    );
+    return perItem(ids.length, failed);
   }
 
   /** Store successful results. Writes only while the job is not terminal and nobody else holds a live lease. */
-  async complete(items: CompleteItem[]): Promise<WriteOutcome[]> {
-    return this.writeTerminal(items.map((i) => i.id), async (idx) => {
+  async complete(items: CompleteItem[]): Promise<(WriteOutcome | StoreError)[]> {
+    const keys = items.map((x) => ({ id: x.id, tenant: undefined, poison: false }));
+    return this.writeTerminal(keys, "jobs_complete", async (idx) => {
       const b = idx.map((i) => items[i] as CompleteItem);
-      return this.query<{ id: string }>("jobs_complete", COMPLETE_SQL, [
+      const outputs = b.map((x) => replaceNul(x.output));
+      return this.query<{ id: string }>("jobs_complete", sql.COMPLETE_SQL, [
         b.map((x) => x.id),
         b.map((x) => x.workerId),
-        b.map((x) => x.output),
-        b.map((x) => x.finishReason),
+        outputs.map((o) => o.text),
+        outputs.map((o) => o.replaced),
+        b.map((x) => safeText(x.finishReason)),
         b.map((x) => x.promptTokens),
         b.map((x) => x.completionTokens),
-        b.map((x) => x.provider),
-        b.map((x) => x.model),
+        b.map((x) => safeText(x.provider)),
+        b.map((x) => safeText(x.model)),
       ]);
-    });
+    }, false);
   }
 
   /** Record terminal failures, creating the row when there is none. Never overwrites a terminal row. */
-  async finish(items: FinishItem[]): Promise<WriteOutcome[]> {
-    return this.writeTerminal(items.map((i) => i.id), async (idx) => {
+  async finish(items: FinishItem[]): Promise<(WriteOutcome | StoreError)[]> {
+    const keys = items.map((x) => ({ id: x.id, tenant: x.tenant, poison: x.poison === true }));
+    return this.writeTerminal(keys, "jobs_finish", async (idx) => {
       const b = idx.map((i) => items[i] as FinishItem);
-      return this.query<{ id: string }>("jobs_finish", FINISH_SQL, [
+      return this.query<{ id: string }>("jobs_finish", sql.FINISH_SQL, [
         b.map((x) => x.id),
         b.map((x) => x.status),
-        b.map((x) => x.code),
-        b.map((x) => x.message),
+        b.map((x) => safeText(x.code)),
+        b.map((x) => safeText(x.message)),
         b.map((x) => x.workerId ?? null),
-        b.map((x) => x.job?.tenant ?? x.tenant ?? null),
-        b.map((x) => (x.job ? JSON.stringify(x.job) : null)),
-        b.map((x) => x.job?.created_at ?? null),
+        b.map((x) => x.tenant ?? null),
+        b.map((x) => (x.request === undefined ? null : jsonTextForStore(x.request))),
+        b.map((x) => x.createdAt ?? null),
+        b.map((x) => x.poison === true),
       ]);
-    });
+    }, true);
   }
 
   /** Retryable failure: back to queued with the lease cleared and the error kept, if this worker holds the lease. */
-  async release(items: ReleaseItem[]): Promise<void> {
-    if (items.length === 0) return;
-    await this.query("jobs_release", RELEASE_SQL, [
-      items.map((i) => i.id),
-      items.map((i) => i.workerId),
-      items.map((i) => i.code),
-      items.map((i) => i.message),
-    ]);
+  async release(items: ReleaseItem[]): Promise<(undefined | StoreError)[]> {
+    const { failed } = await isolateFailures(items.map((_, i) => i), "jobs_release", (idx) => {
+      const b = idx.map((i) => items[i] as ReleaseItem);
+      return this.query("jobs_release", sql.RELEASE_SQL, [b.map((x) => x.id), b.map((x) => x.workerId), b.map((x) => safeText(x.code)), b.map((x) => safeText(x.message))]);
+    });
+    return perItem(items.length, failed);
   }
 
-  /** Reopen `dead` jobs (DLQ redrive) so workers run them again; returns the ids reopened. */
-  async reopenDead(ids: string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.query<{ id: string }>("jobs_reopen_dead", REOPEN_DEAD_SQL, [ids]);
+  /** Reopen `dead` jobs (DLQ redrive) so workers run them again, only the given tenant's when one is given; returns the ids reopened. */
+  async reopenDead(items: { id: string; tenant?: string }[]): Promise<string[]> {
+    const { rows } = await isolateFailures(items, "jobs_reopen_dead", (b) =>
+      this.query<{ id: string }>("jobs_reopen_dead", sql.REOPEN_DEAD_SQL, [b.map((x) => x.id), b.map((x) => x.tenant ?? null)]),
+    );
     return rows.map((r) => r.id);
   }
 
-  /** Push lease expiry to now + leaseMs for the jobs this worker still runs; ids it no longer holds are skipped. */
-  async extendLeases(ids: string[], workerId: string, leaseMs: number): Promise<void> {
-    if (ids.length === 0) return;
-    await this.query("jobs_extend", EXTEND_SQL, [ids, workerId, Math.max(1, Math.round(leaseMs))]);
+  /** Push lease expiry to now + leaseMs for the jobs this worker still runs; returns the ids extended. */
+  async extendLeases(ids: string[], workerId: string, leaseMs: number): Promise<string[]> {
+    const { rows } = await isolateFailures(ids, "jobs_extend", (b) =>
+      this.query<{ id: string }>("jobs_extend", sql.EXTEND_SQL, [b, workerId, Math.max(1, Math.round(leaseMs))]),
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Record `dead` (WORKER_LOST) for jobs whose last delivery died with its worker: receive_count reached
+   * maxReceiveCount, no live lease, and the lease expired (or the job was released) over graceMs ago. At most
+   * `limit` per call; rows another caller is marking are skipped, so every worker may run it at once.
+   */
+  async markLost(o: { maxReceiveCount: number; graceMs: number; limit: number }): Promise<JobRecord[]> {
+    const rows = await this.query<RecordRow>("jobs_mark_lost", sql.MARK_LOST_SQL, [o.maxReceiveCount, Math.max(0, o.graceMs), o.limit]);
+    return rows.map(toRecord);
+  }
+
+  /** Delete up to `limit` terminal rows finished over olderThanMs ago; returns how many (call again while = limit). */
+  async deleteFinished(o: { olderThanMs: number; limit: number }): Promise<number> {
+    const rows = await this.query<{ n: number }>("jobs_delete_finished", sql.DELETE_FINISHED_SQL, [Math.max(0, o.olderThanMs), o.limit]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Bytes on disk: the table (with TOAST) and all its indexes. */
+  async tableSizes(): Promise<{ tableBytes: number; indexBytes: number }> {
+    const rows = await this.query<{ table_bytes: number; index_bytes: number }>("jobs_table_sizes", sql.TABLE_SIZES_SQL, []);
+    return { tableBytes: rows[0]?.table_bytes ?? 0, indexBytes: rows[0]?.index_bytes ?? 0 };
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -265,16 +244,34 @@ export class JobStore {
   /** Records for the ids that exist, in no particular order. */
   async getMany(ids: string[]): Promise<JobRecord[]> {
     if (ids.length === 0) return [];
-    const rows = await this.query<RecordRow>("jobs_get", `SELECT ${RECORD_COLUMNS} FROM jobs WHERE id = ANY($1::text[])`, [ids]);
-    return rows.map(toRecord);
+    return (await this.query<RecordRow>("jobs_get", sql.GET_SQL, [ids])).map(toRecord);
+  }
+
+  /** Like getMany, but only the rows `tenant` owns. */
+  async getForTenant(tenant: string, ids: string[]): Promise<JobRecord[]> {
+    if (ids.length === 0) return [];
+    return (await this.query<RecordRow>("jobs_get_for_tenant", sql.GET_FOR_TENANT_SQL, [tenant, ids])).map(toRecord);
   }
 
   /** Row count per status; every status is present (0 when none). */
   async countByStatus(): Promise<Record<JobStatus, number>> {
-    const rows = await this.query<{ status: JobStatus; n: number }>("jobs_count", "SELECT status, count(*)::int AS n FROM jobs GROUP BY status", []);
+    const rows = await this.query<{ status: JobStatus; n: number }>("jobs_count", sql.COUNT_SQL, []);
     const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
     for (const r of rows) counts[r.status] = r.n;
     return counts;
+  }
+
+  private claimRows(b: ClaimItem[]): Promise<{ id: string; attempts: number }[]> {
+    return this.query("jobs_claim", sql.CLAIM_SQL, [
+      b.map((x) => x.job.id),
+      b.map((x) => x.job.tenant),
+      b.map((x) => jsonForStore(x.job)),
+      b.map((x) => x.workerId),
+      b.map((x) => Math.max(1, Math.round(x.leaseMs))),
+      b.map((x) => x.messageId),
+      b.map((x) => Math.max(0, Math.round(x.receiveCount))),
+      b.map((x) => x.job.created_at),
+    ]);
   }
 
   /**
@@ -282,43 +279,62 @@ export class JobStore {
    * that a fresh read shows writable (lost a race with a release or an insert). A repeated id in one batch is
    * already_finished when its first occurrence wrote.
    */
-  private async writeTerminal(ids: string[], write: (idx: number[]) => Promise<{ id: string }[]>): Promise<WriteOutcome[]> {
-    const out = new Array<WriteOutcome | undefined>(ids.length);
-    const firsts = firstOccurrences(ids);
+  private async writeTerminal(keys: WriteKey[], operation: string, write: (idx: number[]) => Promise<{ id: string }[]>, checkTenant: boolean): Promise<(WriteOutcome | StoreError)[]> {
+    const out = new Array<WriteOutcome | StoreError | undefined>(keys.length);
+    const firsts = firstOccurrences(keys.map((k) => k.id));
     let pending = [...firsts.values()];
     for (let round = 0; pending.length > 0 && round < RACE_ROUNDS; round++) {
-      const written = new Set((await write(pending)).map((r) => r.id));
-      const skipped = pending.filter((i) => !written.has(ids[i] as string));
-      for (const i of pending) if (written.has(ids[i] as string)) out[i] = "written";
-      const states = await this.states(skipped.map((i) => ids[i] as string));
+      const { rows, failed } = await isolateFailures(pending, operation, write);
+      for (const [i, err] of failed) out[i] = err;
+      const written = new Set(rows.map((r) => r.id));
+      const skipped = pending.filter((i) => out[i] === undefined && !written.has((keys[i] as WriteKey).id));
+      for (const i of pending) if (out[i] === undefined && written.has((keys[i] as WriteKey).id)) out[i] = "written";
+      const states = await this.states(skipped.map((i) => (keys[i] as WriteKey).id));
       pending = [];
       for (const i of skipped) {
-        const s = states.get(ids[i] as string);
-        if (s && isTerminal(s.status)) out[i] = "already_finished";
+        const k = keys[i] as WriteKey;
+        const s = states.get(k.id);
+        if (s && checkTenant && (k.poison || (s.tenant ?? undefined) !== k.tenant)) out[i] = "conflict";
+        else if (s && isTerminal(s.status)) out[i] = "already_finished";
         else if (!s || s.live) out[i] = "lost_lease";
         else pending.push(i);
       }
     }
     for (const i of pending) out[i] = "lost_lease";
-    return ids.map((id, i) => out[i] ?? (out[firsts.get(id) as number] === "lost_lease" ? "lost_lease" : "already_finished"));
+    return keys.map((k, i) => out[i] ?? duplicateWrite(k, keys[firsts.get(k.id) as number] as WriteKey, out[firsts.get(k.id) as number]));
   }
 
   /** Classify claims that were not taken; returns the indexes worth another round (the row looked free). */
-  private async classifyLostClaims(items: ClaimItem[], lost: number[], out: (ClaimOutcome | undefined)[]): Promise<number[]> {
+  private async classifyLostClaims(items: ClaimItem[], lost: number[], out: (ClaimOutcome | StoreError | undefined)[], leased: number[]): Promise<number[]> {
     const states = await this.states(lost.map((i) => (items[i] as ClaimItem).job.id));
     const retry: number[] = [];
     for (const i of lost) {
-      const s = states.get((items[i] as ClaimItem).job.id);
-      if (s && isTerminal(s.status)) out[i] = { kind: "finished", status: s.status };
-      else if (s?.live && s.lease_owner !== null && s.lease_expires_at !== null) out[i] = { kind: "leased", owner: s.lease_owner, expiresAt: s.lease_expires_at };
-      else retry.push(i);
+      const item = items[i] as ClaimItem;
+      const s = states.get(item.job.id);
+      if (s && (s.tenant ?? undefined) !== item.job.tenant) out[i] = { kind: "conflict", owner: s.tenant ?? undefined };
+      else if (s && isTerminal(s.status)) out[i] = { kind: "finished", status: s.status };
+      else if (s?.live && s.lease_owner !== null && s.lease_expires_at !== null) {
+        out[i] = { kind: "leased", owner: s.lease_owner, expiresAt: s.lease_expires_at };
+        leased.push(i);
+      } else retry.push(i);
     }
     return retry;
   }
 
+  /**
+   * Deliveries that found the job leased still raise its receive_count: markLost must know the last delivery was
+   * made. Best effort, and never at the claims' expense: they are committed, so a failure here is only logged by
+   * its absence (the next delivery's claim records the count again).
+   */
+  private async noteDeliveries(b: ClaimItem[]): Promise<void> {
+    if (b.length === 0) return;
+    const values = [b.map((x) => x.job.id), b.map((x) => x.job.tenant), b.map((x) => Math.max(0, Math.round(x.receiveCount)))];
+    await this.query("jobs_received", sql.RECEIVED_SQL, values).catch(() => undefined);
+  }
+
   private async states(ids: string[]): Promise<Map<string, StateRow>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.query<StateRow>("jobs_state", STATE_SQL, [ids]);
+    const rows = await this.query<StateRow>("jobs_state", sql.STATE_SQL, [ids]);
     return new Map(rows.map((r) => [r.id, r]));
   }
 
@@ -340,10 +356,32 @@ function firstOccurrences(ids: string[]): Map<string, number> {
   return m;
 }
 
-/** A repeated id in one claim batch: the first occurrence decides; a duplicate never gets its own lease. */
-function duplicateClaim(item: ClaimItem, first: ClaimOutcome | undefined): ClaimOutcome {
-  if (first?.kind === "claimed") return { kind: "leased", owner: item.workerId, expiresAt: new Date(Date.now() + item.leaseMs) };
-  return first ?? { kind: "leased", owner: "unknown", expiresAt: new Date() };
+/** Results in input order: undefined, or the item's error. */
+function perItem(n: number, failed: [number, StoreError][]): (undefined | StoreError)[] {
+  const out = new Array<undefined | StoreError>(n).fill(undefined);
+  for (const [i, err] of failed) out[i] = err;
+  return out;
+}
+
+/**
+ * A repeated id in one claim batch: the first occurrence decides; a duplicate never gets its own lease. A duplicate
+ * from another tenant is refused as the first one's row (or, when the first was refused, left for redelivery).
+ */
+function duplicateClaim(item: ClaimItem, first: ClaimItem, outcome: ClaimOutcome | StoreError | undefined): ClaimOutcome | StoreError {
+  if (outcome instanceof Error) return outcome;
+  if (item.job.tenant !== first.job.tenant) {
+    if (outcome?.kind === "conflict" && outcome.owner === item.job.tenant) return { kind: "leased", owner: "unknown", expiresAt: new Date() };
+    return outcome?.kind === "conflict" ? outcome : { kind: "conflict", owner: first.job.tenant };
+  }
+  if (outcome?.kind === "claimed") return { kind: "leased", owner: item.workerId, expiresAt: new Date(Date.now() + item.leaseMs) };
+  return outcome ?? { kind: "leased", owner: "unknown", expiresAt: new Date() };
+}
+
+/** A repeated id in one write batch: the first occurrence decides (written makes the rest already_finished). */
+function duplicateWrite(k: WriteKey, first: WriteKey, outcome: WriteOutcome | StoreError | undefined): WriteOutcome | StoreError {
+  if (outcome instanceof Error) return outcome;
+  if (k.poison || k.tenant !== first.tenant) return "conflict";
+  return outcome === "lost_lease" || outcome === "conflict" ? outcome : "already_finished";
 }
 
 function toRecord(r: RecordRow): JobRecord {
@@ -352,6 +390,7 @@ function toRecord(r: RecordRow): JobRecord {
     tenant: r.tenant ?? undefined,
     status: r.status,
     output: r.output ?? undefined,
+    outputNulReplaced: r.output_nul_replaced,
     finishReason: r.finish_reason ?? undefined,
     usage: r.prompt_tokens === null && r.completion_tokens === null ? undefined : { promptTokens: r.prompt_tokens ?? 0, completionTokens: r.completion_tokens ?? 0 },
     provider: r.provider ?? undefined,
