@@ -2,13 +2,17 @@
  * The producer CLI.
  *   submit --file prompts.jsonl [--tenant T]   one JobInput JSON per line; prints the accepted ids
  *   get <id>                                   prints the job's record as JSON
- *   wait <id…> [--timeout-seconds N]           waits for every id; exits 1 if any did not succeed
- * Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME (+ SQS_ENDPOINT), DATABASE_URL, REDIS_URL.
+ *   wait <id…> [--timeout-seconds N] [--unknown-after-seconds N]
+ *                                              waits for every id; exits 1 if any did not succeed
+ * Exit codes: 0 ok; 1 a job missing, unknown, timed out or not succeeded; 2 usage or other error; 3 the job store is
+ * unreachable and Redis has no record. Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME
+ * (+ SQS_ENDPOINT), DATABASE_URL, REDIS_URL.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig, type Config } from "../shared/config.ts";
 import type { JobInput } from "../shared/contract.ts";
+import { StoreError } from "../shared/errors.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { createPool } from "../shared/store/pool.ts";
@@ -19,52 +23,101 @@ import { ResultReader } from "./results.ts";
 const USAGE = `usage:
   submit --file prompts.jsonl [--tenant T]
   get <id>
-  wait <id...> [--timeout-seconds N]`;
+  wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]`;
+
+/**
+ * A job's row is created when a worker first claims it, so "no record yet" is normal for a while after submit.
+ * `wait` calls an id unknown only when Postgres answers that it has no row (and Redis none) this long after the wait
+ * began; raise it when the queue holds a backlog longer than that.
+ */
+const DEFAULT_UNKNOWN_AFTER_SECONDS = 30;
+const DEFAULT_TIMEOUT_SECONDS = 3600;
+const EXIT_STORE_UNREACHABLE = 3;
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { file: { type: "string" }, tenant: { type: "string" }, "timeout-seconds": { type: "string" }, help: { type: "boolean" } },
-  });
+  const { values, positionals } = parseFlags(argv);
   const [command, ...rest] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  const config = loadConfig();
   switch (command) {
     case "submit":
       if (values.file === undefined) throw new UsageError("submit needs --file");
-      return submit(config, values.file, values.tenant);
+      return submit(loadConfig(), values.file, values.tenant);
     case "get":
       if (rest.length !== 1) throw new UsageError("get needs exactly one id");
-      return withReader(config, async (reader) => {
-        const record = await reader.get(rest[0]!);
-        if (record === undefined) {
-          process.stderr.write(`no job with id ${rest[0]}\n`);
-          return 1;
-        }
-        process.stdout.write(`${JSON.stringify(record)}\n`);
-        return 0;
-      });
+      return withReader(loadConfig(), (reader) => get(reader, rest[0]!));
     case "wait": {
       if (rest.length === 0) throw new UsageError("wait needs at least one id");
-      const timeout = Number(values["timeout-seconds"] ?? 3600);
-      return withReader(config, async (reader) => {
-        const records = await reader.waitFor(rest, { signal: AbortSignal.timeout(timeout * 1000) });
-        let bad = 0;
-        for (const id of rest) {
-          const r = records.get(id);
-          if (r?.status !== "succeeded") bad += 1;
-          process.stdout.write(`${JSON.stringify(r ?? { id, status: "timeout" })}\n`);
-        }
-        return bad === 0 ? 0 : 1;
-      });
+      const timeoutSeconds = seconds(values["timeout-seconds"], "--timeout-seconds", DEFAULT_TIMEOUT_SECONDS, false);
+      const unknownAfterSeconds = seconds(values["unknown-after-seconds"], "--unknown-after-seconds", DEFAULT_UNKNOWN_AFTER_SECONDS, true);
+      return withReader(loadConfig(), (reader) => wait(reader, rest, timeoutSeconds, unknownAfterSeconds));
     }
     default:
       throw new UsageError(`unknown command ${command}`);
   }
+}
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        file: { type: "string" },
+        tenant: { type: "string" },
+        "timeout-seconds": { type: "string" },
+        "unknown-after-seconds": { type: "string" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** A flag's value as a finite number of seconds (> 0, or ≥ 0 when zero is allowed), else a usage error. */
+function seconds(raw: string | undefined, flag: string, fallback: number, zeroAllowed: boolean): number {
+  if (raw === undefined) return fallback;
+  const n = raw.trim() === "" ? Number.NaN : Number(raw);
+  // AbortSignal.timeout takes at most 2^32-1 ms (~49 days): beyond that it throws, so refuse it here.
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroAllowed) || n * 1000 > 0xffffffff) {
+    throw new UsageError(`${flag} must be a number of seconds ${zeroAllowed ? "≥ 0" : "> 0"} (up to 49 days), got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+async function get(reader: ResultReader, id: string): Promise<number> {
+  const found = await reader.find(id);
+  if (found === undefined) {
+    process.stderr.write(`no job with id ${id}\n`);
+    return 1;
+  }
+  if (found.storeError) process.stderr.write(`answered from Redis: ${found.storeError.message}\n`);
+  process.stdout.write(`${JSON.stringify(found.record)}\n`);
+  return 0;
+}
+
+async function wait(reader: ResultReader, ids: string[], timeoutSeconds: number, unknownAfterSeconds: number): Promise<number> {
+  let warned = false;
+  const { records, unknown } = await reader.waitForAll(ids, {
+    signal: AbortSignal.timeout(Math.round(timeoutSeconds * 1000)),
+    unknownAfterMs: unknownAfterSeconds * 1000,
+    onStoreError: (err) => {
+      if (!warned) process.stderr.write(`still waiting, on Redis alone for now: ${err.message}\n`);
+      warned = true;
+    },
+  });
+  const unknownIds = new Set(unknown);
+  for (const id of ids) {
+    const status = unknownIds.has(id) ? "unknown" : "timeout";
+    process.stdout.write(`${JSON.stringify(records.get(id) ?? { id, status })}\n`);
+  }
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown id(s), no record in Postgres or Redis after ${unknownAfterSeconds} s (never submitted, or not yet claimed by a worker): ${unknown.join(", ")}\n`);
+  }
+  return ids.every((id) => records.get(id)?.status === "succeeded") ? 0 : 1;
 }
 
 async function submit(config: Config, file: string, tenant: string | undefined): Promise<number> {
@@ -100,6 +153,8 @@ async function withReader(config: Config, fn: (reader: ResultReader) => Promise<
   const pool = await createPool({ url: config.store.databaseUrl, poolSize: 4 });
   const cache = config.store.redisUrl ? new ResultsCache({ url: config.store.redisUrl, ttlSeconds: config.store.resultTtlSeconds }) : undefined;
   try {
+    // Until the socket is open every cache read is a miss: a one-shot `get` would skip Redis entirely.
+    await cache?.ready();
     return await fn(new ResultReader(new JobStore(pool), cache));
   } finally {
     await cache?.close();
@@ -112,7 +167,8 @@ class UsageError extends Error {}
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
+    const unreachable = err instanceof StoreError && err.code === "STORE_UNAVAILABLE";
     process.stderr.write(`${err instanceof UsageError ? `${err.message}\n${USAGE}` : err.message}\n`);
-    process.exit(2);
+    process.exit(unreachable ? EXIT_STORE_UNREACHABLE : 2);
   },
 );

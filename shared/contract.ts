@@ -12,20 +12,33 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1];
 /** Largest body we accept. 256 KiB fits every SQS queue (the classic limit) and one 64 KiB-billed chunk × 4. */
 export const MAX_JOB_BYTES = 256 * 1024;
 
+/**
+ * No string in a job may contain U+0000: Postgres refuses it in text (22021) and jsonb (22P05), so such a job could
+ * never be recorded. Every other character is legal (emoji, tabs, other control characters, bidi marks). The
+ * pattern is exported as-is in the JSON Schema (ECMA-262 regex, which JSON Schema patterns are).
+ */
+const NO_NUL = /^[^\u0000]*$/;
+const NO_NUL_MESSAGE = "must not contain U+0000 (NUL)";
+/** A string the store can hold. */
+const text = () => z.string().regex(NO_NUL, NO_NUL_MESSAGE);
+/** Most metadata pairs a job may carry. */
+export const MAX_METADATA_KEYS = 16;
+
 /** Client-supplied ids: printable, URL-safe, at most 128 chars. Generated ids are UUIDv7 (time-sortable, 74 random bits). */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const TENANT_PATTERN = /^[A-Za-z0-9._-]+$/;
 const jobId = z.string().regex(JOB_ID_PATTERN, "id must be 1-128 chars of [A-Za-z0-9._:-], starting alphanumeric");
 
 const chatMessage = z.strictObject({
   role: z.enum(["system", "user", "assistant"]),
-  content: z.string().min(1, "message content must not be empty"),
+  content: text().min(1, "message content must not be empty"),
 });
 
 const samplingParams = z.strictObject({
   max_tokens: z.number().int().min(1).max(32768).optional(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().gt(0).max(1).optional(),
-  stop: z.array(z.string().min(1)).max(4).optional(),
+  stop: z.array(text().min(1)).max(4).optional(),
   seed: z.number().int().optional(),
 });
 
@@ -33,13 +46,17 @@ export const jobSchemaV1 = z
   .strictObject({
     v: z.literal(1),
     id: jobId,
-    tenant: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, "tenant must be [A-Za-z0-9._-]"),
-    model: z.string().min(1).max(256).optional(),
+    tenant: z.string().min(1).max(64).regex(TENANT_PATTERN, "tenant must be [A-Za-z0-9._-]"),
+    model: text().min(1).max(256).optional(),
     messages: z.array(chatMessage).min(1).max(256).optional(),
-    prompt: z.string().min(1).optional(),
+    prompt: text().min(1).optional(),
     params: samplingParams.default({}),
     risk: z.enum(["low", "medium", "high"]).default("low"),
-    metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+    metadata: z
+      .record(text().max(64), text().max(1024))
+      .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} metadata keys` })
+      .meta({ maxProperties: MAX_METADATA_KEYS })
+      .optional(),
     created_at: z.iso.datetime({ offset: true }),
     /** Absolute deadline; a job received after it is recorded `expired` without calling a provider. */
     deadline: z.iso.datetime({ offset: true }).optional(),
@@ -48,7 +65,8 @@ export const jobSchemaV1 = z
     message: "exactly one of `messages` (chat) or `prompt` (completion) is required",
     path: ["messages"],
   })
-  .refine((j) => Object.keys(j.metadata ?? {}).length <= 16, { message: "at most 16 metadata keys", path: ["metadata"] });
+  // The refine above is code; this is the same rule for the exported JSON Schema (`.meta` keys are copied into it).
+  .meta({ oneOf: [{ required: ["messages"] }, { required: ["prompt"] }] });
 
 export type Job = z.output<typeof jobSchemaV1>;
 /** What a producer passes in: id, v and created_at are filled in when absent. */
@@ -92,7 +110,7 @@ export function decodeJob(body: string): Job {
   try {
     raw = JSON.parse(body);
   } catch (err) {
-    throw new ContractError("JOB_NOT_JSON", `body is not JSON: ${(err as Error).message}`, undefined, { cause: err });
+    throw new ContractError("JOB_NOT_JSON", printable(`body is not JSON: ${(err as Error).message}`), undefined, { cause: err });
   }
   const id = recoverIdFrom(raw);
   const v = (raw as { v?: unknown } | null)?.v;
@@ -105,14 +123,38 @@ export function decodeJob(body: string): Job {
 function validate(raw: unknown, id: string | undefined): Job {
   const parsed = jobSchemaV1.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`);
-  throw new ContractError("JOB_INVALID", `invalid job: ${problems.join("; ")}`, id);
+  throw new ContractError("JOB_INVALID", `invalid job: ${parsed.error.issues.map(describeIssue).join("; ")}`, id);
+}
+
+/** "path: message"; a bad record key is reported by its own problem, not zod's generic "Invalid key in record". */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length ? issue.path.map(String).join(".") : "(root)";
+  const inner = issue.code === "invalid_key" ? issue.issues[0] : undefined;
+  return printable(inner ? `${where} (key): ${inner.message}` : `${where}: ${issue.message}`);
+}
+
+/**
+ * Refusal reasons are recorded in Postgres and logged: a U+0000 copied from the body (a key in a path, a parser's
+ * excerpt) is written as the six characters `\u0000` instead.
+ */
+function printable(message: string): string {
+  return message.replace(/\u0000/g, "\\u0000");
 }
 
 /** The request id a queue body names, if it is JSON with a well-formed `id` (for tools reading raw messages). */
 export function jobIdOf(body: string): string | undefined {
   try {
     return recoverIdFrom(JSON.parse(body));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The tenant a queue body names, if it is JSON with a well-formed `tenant` (the DLQ tool scopes a reopen by it). */
+export function tenantOf(body: string): string | undefined {
+  try {
+    const tenant = (JSON.parse(body) as { tenant?: unknown } | null)?.tenant;
+    return typeof tenant === "string" && TENANT_PATTERN.test(tenant) ? tenant : undefined;
   } catch {
     return undefined;
   }
