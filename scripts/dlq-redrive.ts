@@ -93,11 +93,7 @@ async function moveBatch(o: RedriveOptions, batch: ReceivedMessage[], held: Rece
   for (const m of sent) remaining?.delete(jobIdOf(m.body) ?? "");
 }
 
-/**
- * The store call, in one place: JobStore.reopenDead is gaining `{ id, tenant }[]` (reopen only a row of that
- * tenant). Until that lands it takes ids, and the tenant is not checked. At the merge this becomes
- * `return store.reopenDead(items);`.
- */
+/** Reopen only rows of the tenant the message names (the first owner keeps the id). */
 function reopen(store: JobStore, items: ReopenItem[]): Promise<string[]> {
-  return store.reopenDead(items.map((i) => i.id));
+  return store.reopenDead(items);
 }

@@ -42,6 +42,7 @@ async function redisRecord(id: string): Promise<void> {
     tenant: "acme",
     status: "succeeded",
     output: "from redis",
+    outputNulReplaced: 0,
     finishReason: "stop",
     usage: undefined,
     provider: "vllm",

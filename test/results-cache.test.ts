@@ -29,6 +29,7 @@ function record(id: string, status: JobRecord["status"] = "succeeded"): JobRecor
     tenant: "acme",
     status,
     output: `output of ${id}`,
+    outputNulReplaced: 0,
     finishReason: "stop",
     usage: { promptTokens: 3, completionTokens: 7 },
     provider: "vllm",

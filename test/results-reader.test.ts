@@ -36,6 +36,7 @@ function finished(id: string): JobRecord {
     tenant: "acme",
     status: "succeeded",
     output: "ok",
+    outputNulReplaced: 0,
     finishReason: "stop",
     usage: { promptTokens: 1, completionTokens: 1 },
     provider: "vllm",
@@ -74,7 +75,7 @@ test("get: with Postgres down and nothing in Redis, a StoreError says the store 
 test("get: Postgres answers when up (its record is the source of truth for unfinished jobs)", async () => {
   const s = await storeFixture();
   closers.push(() => s.close());
-  await s.store.claim([{ job: buildJob({ id: "pg-1", tenant: "acme", prompt: "p" }), workerId: "w1", leaseMs: 60_000, messageId: "m1" }]);
+  await s.store.claim([{ job: buildJob({ id: "pg-1", tenant: "acme", prompt: "p" }), workerId: "w1", leaseMs: 60_000, messageId: "m1", receiveCount: 1 }]);
   const found = await new ResultReader(s.store, await cache()).find("pg-1");
   assert.equal(found?.source, "postgres");
   assert.equal(found?.record.status, "running");
@@ -84,7 +85,7 @@ test("get: Postgres answers when up (its record is the source of truth for unfin
 test("wait: an id with no record anywhere after the grace period is reported unknown; a claimed one is not", async () => {
   const s = await storeFixture();
   closers.push(() => s.close());
-  await s.store.claim([{ job: buildJob({ id: "w-running", tenant: "acme", prompt: "p" }), workerId: "w1", leaseMs: 60_000, messageId: "m1" }]);
+  await s.store.claim([{ job: buildJob({ id: "w-running", tenant: "acme", prompt: "p" }), workerId: "w1", leaseMs: 60_000, messageId: "m1", receiveCount: 1 }]);
   await s.store.finish([{ id: "w-failed", status: "failed", code: "X", message: "boom", tenant: "acme" }]);
   const reader = new ResultReader(s.store, await cache());
   // w-running stays running, so this wait ends at the signal; the ghost must be named long before that.
