@@ -51,7 +51,7 @@ async function deadLetters(n: number): Promise<{ q: QueueFixture; s: StoreFixtur
   closers.push(() => s.close());
   const prefix = uniqueName("dead");
   const jobs = Array.from({ length: n }, (_, i) => buildJob({ id: `${prefix}-${String(i).padStart(2, "0")}`, tenant: "acme", prompt: `p${i}` }));
-  await s.store.finish(jobs.map((job) => ({ id: job.id, status: "dead" as const, code: "PROVIDER_OVERLOADED", message: "gave up", job })));
+  await s.store.finish(jobs.map((job) => ({ id: job.id, status: "dead" as const, code: "PROVIDER_OVERLOADED", message: "gave up", tenant: job.tenant })));
   const { failed } = await q.queue.sendBatch(q.dlqUrl, jobs.map((job, i) => ({ id: String(i), body: encodeJob(job) })));
   assert.deepEqual(failed, []);
   return { q, s, ids: jobs.map((j) => j.id) };
