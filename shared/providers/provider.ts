@@ -23,6 +23,11 @@ export interface CompletionRequest {
   prompt?: string;
   model?: string;
   params: SamplingParams;
+  /**
+   * The job this call serves (its request id). Sent to the backend so one job's calls can be traced and
+   * correlated across retries and workers (vLLM: `X-Request-Id`, echoed back and logged).
+   */
+  requestId?: string;
 }
 
 export interface Completion {
