@@ -25,7 +25,7 @@ import { spawnWorker, WORKER_HARNESS } from "./fleet/worker-process.ts";
 import { WorkerFleet } from "./fleet/supervisor.ts";
 import { poisonBodies } from "./fleet/poison-bodies.ts";
 import { CRASH_MARKER, NUL_ANSWER_MARKER, conflictBody, jobInput, nulPromptBody } from "./fleet/fault-jobs.ts";
-import { audit, type FaultPlan, type JobRow, type QueueMessage } from "./fleet/audit.ts";
+import { audit, byKind, dlqSummary, type FaultPlan, type JobRow, type QueueMessage } from "./fleet/audit.ts";
 import { overlappingCallIds } from "./fleet/overlapping-calls.ts";
 import { createScratchDatabase, deadlockCount } from "./fleet/pg-stats.ts";
 import { delay } from "../shared/backoff.ts";
@@ -333,6 +333,8 @@ async function main(): Promise<number> {
       request_log_dropped: callsDropped,
       provider_calls_per_job: round(served / Math.max(1, validCount), 3),
     };
+    const stuck = new Set(r.stuckIds);
+    const finishedInDlq = dlq.flatMap((m) => (m.jobId !== undefined && m.tenant !== "other" && trackedIds.includes(m.jobId) && !stuck.has(m.jobId) ? [m.jobId] : []));
     const sample = (ids: string[]) => (ids.length ? ` (e.g. ${ids.slice(0, 3).join(", ")})` : "");
     process.stdout.write(
       [
@@ -340,7 +342,8 @@ async function main(): Promise<number> {
         `  kills -9: ${kills}; simulator down ${a["sim-down-ms"]} ms; Postgres cut ${a["pg-cut-ms"]} ms; drained worker exit code ${drainExit}; workers that died unasked ${fleet.crashes}`,
         `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead}, other failed ${r.otherFailed}, expired ${r.expired}`,
         `  lost ${r.lost}${sample(r.lostIds)}, stuck ${r.stuckIds.length}${sample(r.stuckIds)}, duplicates ${r.duplicates}, deadlocks ${deadlocks}, overlapping calls ${r.overlappingCalls}${sample(overlapping)}`,
-        `  left in queue ${left.length}, in DLQ ${dlq.length}`,
+        `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
+        `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}`,
         `  as expected: NUL prompts ${r.nulPromptsOk}/${NUL_PROMPTS}, NUL answers ${r.nulAnswersOk}/${NUL_ANSWERS}, crashing jobs dead ${r.crashDeadOk}/${CRASHES}, tenant conflicts ${r.tenantConflictsOk}/${CONFLICTS}, sent twice ${r.doubleSentOk}/${DOUBLES}`,
         `  provider calls per valid job ${summary.provider_calls_per_job} (${calls.length} logged, ${summary.calls_without_id} without a job id, ${callsDropped} dropped)`,
         JSON.stringify(summary),

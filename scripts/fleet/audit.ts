@@ -51,6 +51,35 @@ export interface AuditInput {
 
 const TERMINAL = new Set(["succeeded", "failed", "dead", "expired"]);
 
+/** How many of `ids` fall in each kind of the plan (for telling what got stuck). */
+export function byKind(plan: FaultPlan, ids: string[]): Record<string, number> {
+  const kinds: [string, Set<string>][] = [
+    ["conflict", new Set(plan.conflicts.map((c) => c.id))],
+    ["double", new Set(plan.doubles)],
+    ["plain", new Set(plan.plain)],
+    ["nul-answer", new Set(plan.nulAnswers)],
+    ["crash", new Set(plan.crashes)],
+    ["nul-prompt", new Set(plan.nulPrompts)],
+    ["poison", new Set(plan.poisonWithId)],
+  ];
+  const out: Record<string, number> = {};
+  for (const id of ids) {
+    const kind = kinds.find(([, set]) => set.has(id))?.[0] ?? "unknown";
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** DLQ contents by (tenant "other" or not) and failure code ("redrive" when SQS moved it without one). */
+export function dlqSummary(dlq: QueueMessage[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of dlq) {
+    const key = `${m.tenant === OTHER_TENANT ? "other:" : ""}${m.failureCode ?? "redrive"}`;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
 export function audit({ plan, rows, dlq, left, overlapping }: AuditInput) {
   const byId = new Map(rows.map((r) => [r.id, r]));
   const tracked = [...plan.plain, ...plan.nulAnswers, ...plan.crashes, ...plan.nulPrompts, ...plan.poisonWithId];
