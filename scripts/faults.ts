@@ -24,7 +24,7 @@ import { startFaultProxy } from "./fleet/tcp-proxy.ts";
 import { spawnWorker, WORKER_HARNESS } from "./fleet/worker-process.ts";
 import { WorkerFleet } from "./fleet/supervisor.ts";
 import { poisonBodies } from "./fleet/poison-bodies.ts";
-import { CRASH_MARKER, NUL_ANSWER_MARKER, conflictBody, jobInput, nulPromptBody } from "./fleet/fault-jobs.ts";
+import { CRASH_MARKER, NUL_ANSWER_MARKER, OTHER_TENANT, conflictBody, jobInput, nulPromptBody } from "./fleet/fault-jobs.ts";
 import { audit, byKind, dlqSummary, type FaultPlan, type JobRow, type QueueMessage } from "./fleet/audit.ts";
 import { overlappingCallIds } from "./fleet/overlapping-calls.ts";
 import { createScratchDatabase, deadlockCount } from "./fleet/pg-stats.ts";
@@ -334,7 +334,7 @@ async function main(): Promise<number> {
       provider_calls_per_job: round(served / Math.max(1, validCount), 3),
     };
     const stuck = new Set(r.stuckIds);
-    const finishedInDlq = dlq.flatMap((m) => (m.jobId !== undefined && m.tenant !== "other" && trackedIds.includes(m.jobId) && !stuck.has(m.jobId) ? [m.jobId] : []));
+    const finishedInDlq = dlq.flatMap((m) => (m.jobId !== undefined && m.tenant !== OTHER_TENANT && trackedIds.includes(m.jobId) && !stuck.has(m.jobId) ? [m.jobId] : []));
     const sample = (ids: string[]) => (ids.length ? ` (e.g. ${ids.slice(0, 3).join(", ")})` : "");
     process.stdout.write(
       [
