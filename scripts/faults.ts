@@ -343,7 +343,7 @@ async function main(): Promise<number> {
         `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead}, other failed ${r.otherFailed}, expired ${r.expired}`,
         `  lost ${r.lost}${sample(r.lostIds)}, stuck ${r.stuckIds.length}${sample(r.stuckIds)}, duplicates ${r.duplicates}, deadlocks ${deadlocks}, overlapping calls ${r.overlappingCalls}${sample(overlapping)}`,
         `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
-        `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}`,
+        `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}; id-less poison dead-lettered more than once: ${r.extraPoisonCopies}`,
         `  as expected: NUL prompts ${r.nulPromptsOk}/${NUL_PROMPTS}, NUL answers ${r.nulAnswersOk}/${NUL_ANSWERS}, crashing jobs dead ${r.crashDeadOk}/${CRASHES}, tenant conflicts ${r.tenantConflictsOk}/${CONFLICTS}, sent twice ${r.doubleSentOk}/${DOUBLES}`,
         `  provider calls per valid job ${summary.provider_calls_per_job} (${calls.length} logged, ${summary.calls_without_id} without a job id, ${callsDropped} dropped)`,
         JSON.stringify(summary),

@@ -37,6 +37,8 @@ test("audit: stuck is every job without a terminal record, lost those whose mess
   assert.equal(r.lost, 2, "d, and one no-id poison message not in the DLQ");
   assert.equal(r.duplicates, 1);
   assert.equal(r.failedPoison, 1);
+  const twice = audit({ plan: plan({ noIdPoison: 1 }), rows: [], dlq: [{ failureCode: "JOB_NOT_JSON" }, { failureCode: "JOB_NOT_JSON" }], left: [], overlapping: [] });
+  assert.deepEqual([twice.failedPoison, twice.lost, twice.extraPoisonCopies], [1, 0, 1], "a poison message dead-lettered twice counts once");
 });
 
 test("audit: each special kind ends only as expected", () => {

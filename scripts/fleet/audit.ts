@@ -91,7 +91,10 @@ export function audit({ plan, rows, dlq, left, overlapping }: AuditInput) {
   const leftIds = new Set(left.filter(own).map((m) => m.jobId!));
   const stuckIds = tracked.filter((id) => !terminal(id));
   const lostIds = stuckIds.filter((id) => !dlqIds.has(id) && !leftIds.has(id));
-  const noIdPoisonInDlq = dlq.filter((m) => m.jobId === undefined && m.failureCode !== undefined).length;
+  // A poison message dead-lettered twice (its worker died between the DLQ copy and the delete) is one message:
+  // without an id the copies cannot be told apart, so at most the number sent count, the rest are reported.
+  const noIdDeadLettered = dlq.filter((m) => m.jobId === undefined && m.failureCode !== undefined).length;
+  const noIdPoisonInDlq = Math.min(plan.noIdPoison, noIdDeadLettered);
   const overlappingSet = new Set(overlapping);
   const count = (ids: string[], ok: (r: JobRow, id: string) => boolean) => ids.filter((id) => byId.has(id) && ok(byId.get(id)!, id)).length;
   const otherDeadLettered = new Set(dlq.filter((m) => m.tenant === OTHER_TENANT && m.failureCode === "JOB_ID_CONFLICT").map((m) => m.jobId));
@@ -104,7 +107,9 @@ export function audit({ plan, rows, dlq, left, overlapping }: AuditInput) {
     dead: byStatus("dead").length,
     stuckIds,
     lostIds,
-    lost: lostIds.length + Math.max(0, plan.noIdPoison - noIdPoisonInDlq),
+    lost: lostIds.length + plan.noIdPoison - noIdPoisonInDlq,
+    /** Dead-letter copies beyond one per id-less poison message. */
+    extraPoisonCopies: noIdDeadLettered - noIdPoisonInDlq,
     duplicates: trackedRows.filter((r) => r.result_writes > 1).length,
     overlappingCalls: overlapping.length,
     nulPromptsOk: count(plan.nulPrompts, (r) => r.status === "failed" && r.error_code === "JOB_INVALID"),
