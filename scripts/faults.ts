@@ -169,7 +169,9 @@ async function main(): Promise<number> {
     const trackedIds = [...plan.plain, ...plan.nulAnswers, ...plan.crashes, ...plan.nulPrompts, ...plan.poisonWithId];
     const validCount = plainCount + NUL_ANSWERS + CRASHES;
 
-    // --- submit: the special jobs first (so conflict originals finish early), then plain jobs with poison mixed in
+    // --- submit: conflict originals first (so they finish early), crashing jobs and doubles, then plain jobs with
+    // poison, NUL prompts and NUL answers mixed in: kinds apart in time, so one kind's trouble (a statement failing
+    // for a NUL) does not decide another kind's check by landing in the same batch.
     const producer = new Producer({ queue, queueUrl });
     const submit = async (inputs: JobInput[]) => {
       const res = await producer.submitMany(inputs);
@@ -181,20 +183,21 @@ async function main(): Promise<number> {
         if (res.failed.length > 0) throw new Error(`raw send failed: ${res.failed[0]!.message}`);
       }
     };
-    await submit([...conflictInputs, ...nulAnswerInputs, ...crashInputs]);
-    await sendRaw(nulPromptIds.map((id, i) => nulPromptBody(id, i)));
+    await submit(conflictInputs);
+    await submit(crashInputs);
     // Each double's two copies go in one batch, so two workers may well receive them at the same moment.
     await sendRaw(doubleInputs.flatMap((input) => {
       const body = encodeJob(buildJob(input));
       return [body, body];
     }));
-    const poison = [...poisonAll];
+    const raw = [...poisonAll.map((p) => p.body), ...nulPromptIds.map((id, i) => nulPromptBody(id, i))];
     const chunk = 500;
-    for (let i = 0; i < producerInputs.length; i += chunk) {
-      await submit(producerInputs.slice(i, i + chunk));
-      await sendRaw(poison.splice(0, Math.ceil((poisonCount * chunk) / JOBS)).map((p) => p.body));
+    const chunks = Math.max(1, Math.ceil(producerInputs.length / chunk));
+    for (let c = 0; c < chunks; c++) {
+      await submit(producerInputs.slice(c * chunk, (c + 1) * chunk));
+      if (c === Math.floor(chunks / 2)) await submit(nulAnswerInputs);
+      await sendRaw(raw.splice(0, Math.ceil(raw.length / (chunks - c))));
     }
-    await sendRaw(poison.map((p) => p.body));
     log(`submitted ${validCount} valid jobs (${NUL_ANSWERS} NUL answers, ${CRASHES} crashing, ${DOUBLES} sent twice, ${CONFLICTS} to be reused by tenant "other"), ${poisonCount} poison and ${NUL_PROMPTS} NUL prompts`);
     const t0 = Date.now();
 
@@ -340,7 +343,7 @@ async function main(): Promise<number> {
       [
         `fault suite: ${JOBS} jobs (${validCount} valid, ${poisonCount} poison, ${NUL_PROMPTS} NUL prompts) through ${WORKERS} workers in ${round(elapsed, 1)} s`,
         `  kills -9: ${kills}; simulator down ${a["sim-down-ms"]} ms; Postgres cut ${a["pg-cut-ms"]} ms; drained worker exit code ${drainExit}; workers that died unasked ${fleet.crashes}`,
-        `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead}, other failed ${r.otherFailed}, expired ${r.expired}`,
+        `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead}, other failed ${r.otherFailed}, expired ${r.expired} ${JSON.stringify(r.failureCodes)}`,
         `  lost ${r.lost}${sample(r.lostIds)}, stuck ${r.stuckIds.length}${sample(r.stuckIds)}, duplicates ${r.duplicates}, deadlocks ${deadlocks}, overlapping calls ${r.overlappingCalls}${sample(overlapping)}`,
         `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
         `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}; id-less poison dead-lettered more than once: ${r.extraPoisonCopies}`,

@@ -103,6 +103,11 @@ export function audit({ plan, rows, dlq, left, overlapping }: AuditInput) {
     succeeded: byStatus("succeeded").length,
     failedPoison: byStatus("failed").filter((r) => r.error_code?.startsWith("JOB_")).length + noIdPoisonInDlq,
     otherFailed: byStatus("failed").filter((r) => !r.error_code?.startsWith("JOB_")).length,
+    /** error_code → count over failed and dead records that are not poison: what went wrong besides the plan. */
+    failureCodes: [...byStatus("failed"), ...byStatus("dead")].reduce<Record<string, number>>((acc, r) => {
+      if (!r.error_code?.startsWith("JOB_")) acc[`${r.status}:${r.error_code}`] = (acc[`${r.status}:${r.error_code}`] ?? 0) + 1;
+      return acc;
+    }, {}),
     expired: byStatus("expired").length,
     dead: byStatus("dead").length,
     stuckIds,
