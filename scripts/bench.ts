@@ -6,6 +6,8 @@
  *   overhead_ms_per_job     worker CPU ms per job against an instant backend (queue + store + bookkeeping only)
  *   jobs_per_s_per_process  the same run's throughput
  *   rss_mb                  one worker's resident memory with 1,000 jobs in flight
+ *   deadlocks               Postgres deadlocks during the run (pg_stat_database, in a scratch database of its own)
+ *   jobs_table              the jobs table's size (total, heap, indexes) empty and after each large run
  * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --max-tokens 64
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -25,6 +27,7 @@ import { driveDirect } from "./bench/direct-drive.ts";
 import { cpuSeconds, rssMb, startSimProcess } from "./bench/processes.ts";
 import { spawnWorker, type WorkerProcess } from "./fleet/worker-process.ts";
 import { round } from "./fleet/stats.ts";
+import { createScratchDatabase, deadlockCount, tableSizes, type TableSizes } from "./fleet/pg-stats.ts";
 import { spawn } from "node:child_process";
 import { buildDist } from "./build.ts";
 
@@ -59,6 +62,14 @@ interface Rig {
   pool: pg.Pool;
   /** DATABASE_URL for the processes under test: this run's schema. */
   dbUrl: string;
+  /** The jobs table's size at each point measured, in order. */
+  sizes: { at: string; jobs: number; bytes: TableSizes }[];
+}
+
+/** Records the jobs table's size now (before a TRUNCATE empties it). */
+async function noteSize(rig: Rig, at: string): Promise<void> {
+  const jobs = (await rig.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM jobs")).rows[0]!.n;
+  rig.sizes.push({ at, jobs, bytes: await tableSizes(rig.pool) });
 }
 
 async function freshQueue(rig: Rig, name: string): Promise<string> {
@@ -116,6 +127,7 @@ async function fleetRun(rig: Rig, jobs: number, simFlags: string[], extraEnv: Re
   const elapsed = (Date.now() - t0) / 1000;
   const cpu = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid!) - cpu0[i]!, 0);
   await stopAll(workers);
+  await noteSize(rig, "after the fleet run");
   await sim.stop();
   return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
 }
@@ -169,10 +181,17 @@ async function main(): Promise<void> {
   const emulator = await startEmulator({ port: 0 });
   const queue = new SqsQueue({ region: "us-east-1", endpoint: emulator.endpoint });
   const schema = `bench_${Date.now().toString(36)}`;
-  const pool = await createPool({ url: PG_URL, poolSize: 4, schema });
+  // A database of its own, so its deadlock counter (kept per database) counts this run only.
+  const scratch = await createScratchDatabase(PG_URL, schema);
+  if (scratch === undefined) log("could not create a scratch database: deadlocks are counted over the shared one");
+  const dbUrl = scratch?.url ?? PG_URL;
+  const pool = await createPool({ url: dbUrl, poolSize: 4, schema });
   await migrate(pool);
-  const rig: Rig = { endpoint: emulator.endpoint, queue, pool, dbUrl: schemaScopedUrl(PG_URL, schema) };
+  const deadlocksBefore = await deadlockCount(pool);
+  const rig: Rig = { endpoint: emulator.endpoint, queue, pool, dbUrl: schemaScopedUrl(dbUrl, schema), sizes: [] };
+  let poolEnded = false;
   try {
+    await noteSize(rig, "empty");
     log(`simulator: ${SIM_FLAGS.join(" ")}, max_tokens ${MAX_TOKENS}; ${PROCESSES} worker processes`);
     const parts = new Set(a.only!.split(","));
     let capacity = NaN;
@@ -196,6 +215,12 @@ async function main(): Promise<void> {
     if (parts.has("overhead")) log(`instant backend, 1 process: ${round(overhead.jobsPerS)} jobs/s, ${round(overhead.cpuMsPerJob, 3)} CPU ms/job`);
     const rss = parts.has("rss") ? await rssAtThousand(rig) : NaN;
     if (parts.has("rss")) log(`RSS at 1,000 in flight: ${round(rss)} MiB`);
+    // Every worker has exited; their sessions report their statistics as they end (scratch.finish waits for that).
+    let deadlocksAfter = scratch === undefined ? await deadlockCount(pool) : undefined;
+    await pool.end();
+    poolEnded = true;
+    deadlocksAfter ??= await scratch!.finish(false);
+    const deadlocks = deadlocksAfter - deadlocksBefore;
 
     const result = {
       capacity_ratio: round(fleet.jobsPerS / capacity, 3),
@@ -223,16 +248,34 @@ async function main(): Promise<void> {
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     for (const [name, value, target, verdict] of rows) process.stdout.write(`${name.padEnd(width)}  ${value.padEnd(24)} ${target.padEnd(8)} ${verdict}\n`);
+    process.stdout.write(`${"deadlocks (Postgres, whole run)".padEnd(width)}  ${String(deadlocks).padEnd(24)} ${"0".padEnd(8)} ${deadlocks === 0 ? "met" : "MISSED"}\n`);
+    const mb = (n: number) => `${round(n / 1048576, 2)} MB`;
+    for (const { at, jobs, bytes } of rig.sizes) {
+      process.stdout.write(`jobs table ${at} (${jobs} rows): total ${mb(bytes.total)}, heap ${mb(bytes.heap)}, indexes ${mb(bytes.indexes)}${jobs > 0 ? `, ${Math.round(bytes.total / jobs)} B/row` : ""}\n`);
+    }
     for (const line of limits(result, targets)) process.stdout.write(`note: ${line}\n`);
     mkdirSync(resolve(ROOT, "out"), { recursive: true });
-    writeFileSync(resolve(ROOT, "out/bench.json"), `${JSON.stringify({ ...result, fleet_jobs_per_s: round(fleet.jobsPerS), simulator_jobs_per_s: round(capacity), naive_jobs_per_s: round(naive), max_tokens: MAX_TOKENS, processes: PROCESSES, targets }, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify({ ...result, targets_met: Object.values(targets).every(Boolean) })}\n`);
+    writeFileSync(resolve(ROOT, "out/bench.json"), `${JSON.stringify({ ...result, fleet_jobs_per_s: round(fleet.jobsPerS), simulator_jobs_per_s: round(capacity), naive_jobs_per_s: round(naive), max_tokens: MAX_TOKENS, processes: PROCESSES, deadlocks, jobs_table: rig.sizes, targets }, null, 2)}\n`);
+    const jobsTable = rig.sizes.map(({ at, jobs, bytes }) => ({ at, jobs, ...bytes }));
+    process.stdout.write(`${JSON.stringify({ ...result, deadlocks, jobs_table: jobsTable, targets_met: Object.values(targets).every(Boolean) && deadlocks === 0 })}\n`);
   } finally {
-    await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
-    await pool.end();
+    if (!poolEnded) {
+      if (scratch === undefined) await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
+      await pool.end();
+      await scratch?.finish(false).catch(() => undefined);
+    } else if (scratch === undefined) {
+      await dropSchema(schema);
+    }
     queue.close();
     await emulator.stop();
   }
+}
+
+/** The run's schema in the shared database, once the run's own pool is gone. */
+async function dropSchema(schema: string): Promise<void> {
+  const pool = await createPool({ url: PG_URL, poolSize: 1 });
+  await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
+  await pool.end();
 }
 
 /** What limits each missed figure, from what this run measured. */
@@ -269,6 +312,7 @@ async function fleetRunSingle(rig: Rig): Promise<{ jobsPerS: number; cpuMsPerJob
   const elapsed = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(w.child.pid!) - cpu0;
   await stopAll([w]);
+  await noteSize(rig, "after the overhead run");
   await sim.stop();
   return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
 }

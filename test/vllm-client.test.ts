@@ -421,6 +421,49 @@ describe("malformed 200 bodies from a server", () => {
   });
 });
 
+describe("request id", () => {
+  let server: Server;
+  let vllm: VllmClient;
+  /** What the server saw per request: path and X-Request-Id (undefined when absent). */
+  const seen: { path: string | undefined; requestId: string | string[] | undefined }[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      seen.push({ path: req.url, requestId: req.headers["x-request-id"] });
+      res.writeHead(200, { "content-type": "application/json" });
+      if (req.url === "/health") return res.end();
+      const chat = req.url === "/v1/chat/completions";
+      res.end(JSON.stringify({ model: MODEL, choices: [chat ? { index: 0, message: { content: "hi" } } : { index: 0, text: "hi" }] }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    vllm = new VllmClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, model: MODEL, timeoutMs: 5_000 });
+  });
+  after(async () => {
+    await vllm.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  test("sent as X-Request-Id on chat and completion calls, and only on them", async () => {
+    seen.length = 0;
+    await vllm.generate({ messages: [{ role: "user", content: "q" }], params: {}, requestId: "job-chat-1" });
+    await vllm.generate({ prompt: "q", params: {}, requestId: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" });
+    await vllm.health();
+    assert.deepEqual(seen, [
+      { path: "/v1/chat/completions", requestId: "job-chat-1" },
+      { path: "/v1/completions", requestId: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" },
+      { path: "/health", requestId: undefined },
+    ]);
+  });
+
+  test("no header without an id; an id that cannot travel in a header is left out, the call still made", async () => {
+    seen.length = 0;
+    await vllm.generate({ prompt: "q", params: {} });
+    const c = await vllm.generate({ prompt: "q", params: {}, requestId: "bad\r\nX-Injected: 1" });
+    await vllm.generate({ prompt: "q", params: {}, requestId: "naïve" });
+    assert.equal(c.text, "hi");
+    assert.deepEqual(seen.map((s) => s.requestId), [undefined, undefined, undefined]);
+  });
+});
+
 describe("metrics parsing", () => {
   const page = [
     "# HELP vllm:num_requests_running Number of requests in model execution batches.",

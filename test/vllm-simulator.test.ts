@@ -249,7 +249,7 @@ test("KV cache pressure preempts the newest sequences and still completes every 
 });
 
 test("failure injection answers the configured statuses, resets, stalls, and a dead engine", async () => {
-  await withSim({ faults: { errorRate: 1, errorKinds: [503], stallRate: 0, stallMs: 0, engineDead: false } }, async (sim) => {
+  await withSim({ faults: { errorRate: 1, errorKinds: [503], stallRate: 0, stallMs: 0, engineDead: false, nulAnswerRate: 0 } }, async (sim) => {
     const r503 = await post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 });
     assert.equal(r503.status, 503);
     assertVllmError(r503.json, 503, "ServiceUnavailableError");
@@ -293,6 +293,75 @@ test("failure injection answers the configured statuses, resets, stalls, and a d
     sim.setFaults({ engineDead: false });
     assert.equal((await fetch(`${sim.url}/health`)).status, 200);
     assert.equal((await post(sim, "/v1/chat/completions", chat("a", { max_tokens: 2 }))).status, 200);
+  });
+});
+
+test("request log: off by default; when on, every generation request's id, interval and outcome, bounded, in-process and over HTTP", async () => {
+  await withSim({ profile: "instant" }, async (sim) => {
+    await post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 });
+    assert.deepEqual(sim.requestLog(), { capacity: 0, recorded: 0, dropped: 0, entries: [] });
+    assert.equal((await fetch(`${sim.url}/debug/requests`)).status, 404);
+  });
+  await withSim({ profile: "instant", requestLog: 3 }, async (sim) => {
+    const send = (path: string, body: unknown, id?: string) =>
+      fetch(`${sim.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...(id ? { "x-request-id": id } : {}) }, body: JSON.stringify(body) }).then((r) => r.text());
+    const before = performance.timeOrigin + performance.now();
+    await send("/v1/completions", { prompt: "a", max_tokens: 2 }, "job-1");
+    await send("/v1/chat/completions", chat("b", { max_tokens: 2 }), "job-2");
+    await send("/v1/completions", { prompt: "c", max_tokens: 999_999 }, "job-3"); // 400: over max_model_len
+    await send("/v1/completions", { prompt: "d", max_tokens: 2 });
+    const after = performance.timeOrigin + performance.now();
+    const log = sim.requestLog();
+    assert.equal(log.capacity, 3);
+    assert.equal(log.recorded, 4);
+    assert.equal(log.dropped, 1, "the oldest fell out of the ring");
+    assert.deepEqual(log.entries.map((e) => [e.requestId, e.outcome, e.status]), [["job-2", "served", 200], ["job-3", "error", 400], [undefined, "served", 200]]);
+    for (const e of log.entries) assert.ok(before <= e.startedAt && e.startedAt <= e.endedAt && e.endedAt <= after, JSON.stringify(e));
+    const overHttp = await fetch(`${sim.url}/debug/requests`);
+    assert.equal(overHttp.status, 200);
+    assert.deepEqual(await overHttp.json(), JSON.parse(JSON.stringify(sim.requestLog())));
+  });
+  await withSim({ timeScale: 1, requestLog: 10, faults: { errorRate: 1, errorKinds: ["reset"], stallRate: 0, stallMs: 0, engineDead: false, nulAnswerRate: 0 } }, async (sim) => {
+    await assert.rejects(post(sim, "/v1/completions", { prompt: "a", max_tokens: 2 }));
+    sim.setFaults({ errorRate: 0 });
+    const controller = new AbortController();
+    const leaving = fetch(`${sim.url}/v1/completions`, { method: "POST", headers: { "x-request-id": "job-left" }, body: JSON.stringify({ prompt: "long", max_tokens: 5000, ignore_eos: true }), signal: controller.signal });
+    await sim.engine.whenStats((s) => s.running === 1);
+    controller.abort();
+    await assert.rejects(leaving);
+    await sim.engine.whenStats((s) => s.requestsAborted === 1);
+    assert.deepEqual(sim.requestLog().entries.map((e) => [e.requestId, e.outcome]), [[undefined, "reset"], ["job-left", "aborted"]]);
+  });
+});
+
+test("NUL answers: a prompt with <nul> always gets U+0000 in its text, others never unless a rate asks for it", async () => {
+  await withSim({ profile: "instant", seed: 3 }, async (sim) => {
+    const marked = await post(sim, "/v1/chat/completions", chat("please answer <nul> now", { max_tokens: 8 }));
+    const text: string = marked.json.choices[0].message.content;
+    assert.equal(marked.status, 200);
+    assert.ok(text.includes("\u0000"), JSON.stringify(text));
+    assert.equal(text.replace("\u0000", "").split(" ").length, marked.json.usage.completion_tokens, "still one word per token around the byte token");
+    assert.deepEqual(sim.expectedTexts("chat", chat("please answer <nul> now", { max_tokens: 8 })), [text]);
+    const batch = await post(sim, "/v1/completions", { prompt: ["plain <nul>", "plain"], max_tokens: 8 });
+    assert.deepEqual(batch.json.choices.map((c: { text: string }) => c.text.includes("\u0000")), [true, false]);
+    const plain = await Promise.all(Array.from({ length: 30 }, (_, i) => post(sim, "/v1/completions", { prompt: `plain ${i}`, max_tokens: 4 })));
+    assert.ok(plain.every((r) => r.status === 200 && !r.json.choices[0].text.includes("\u0000")));
+    sim.setFaults({ nulAnswerRate: 1 });
+    const forced = await post(sim, "/v1/completions", { prompt: "plain 0", max_tokens: 4 });
+    assert.ok(forced.json.choices[0].text.includes("\u0000"));
+    assert.throws(() => sim.setFaults({ nulAnswerRate: 1.5 }), /nulAnswerRate/);
+  });
+});
+
+test("expectedTexts: the answer a body would get, without running it", async () => {
+  await withSim({ profile: "instant", seed: 5 }, async (sim) => {
+    const body = chat("whose answer is this?", { max_tokens: 20 });
+    const expected = sim.expectedTexts("chat", body);
+    assert.equal(sim.engine.stats().requestsSubmitted, 0);
+    const served = await post(sim, "/v1/chat/completions", body);
+    assert.deepEqual(expected, [served.json.choices[0].message.content]);
+    assert.notDeepEqual(sim.expectedTexts("chat", chat("another question", { max_tokens: 20 })), expected);
+    assert.throws(() => sim.expectedTexts("completion", { prompt: 12 }), /prompt/);
   });
 });
 
@@ -366,6 +435,12 @@ test("options: profile defaults, env under flags, every bad value named at once"
   assert.equal(o.timeScale, 0.5);
   assert.deepEqual(o.faults.errorKinds, [500, "reset"]);
   assert.equal(o.faults.engineDead, true);
+  assert.equal(o.requestLog, 0, "request log off by default");
+  assert.equal(o.faults.nulAnswerRate, 0, "no random NUL answers by default");
+  const logged = parseSimulatorOptions(["--request-log", "20000", "--nul-answer-rate", "0.01"], {});
+  assert.equal(logged.requestLog, 20_000);
+  assert.equal(logged.faults.nulAnswerRate, 0.01);
+  assert.throws(() => parseSimulatorOptions(["--request-log", "-1"], {}), /requestLog/);
   assert.throws(
     () => parseSimulatorOptions(["--max-num-seqs", "many", "--bogus", "1", "--error-rate", "3"], { VLLM_SIM_TIME_SCALE: "fast" }),
     (err: unknown) =>

@@ -20,10 +20,16 @@ export interface WorkerProcess {
 /** `source` runs worker/main.ts through tsx; `dist` runs the production bundle (make build). */
 export type WorkerEntry = "source" | "dist";
 
-export function spawnWorker(name: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = [], entry: WorkerEntry = "source"): WorkerProcess {
+/** The fault suite's test hooks (worker-harness.ts), for `imports`. */
+export const WORKER_HARNESS = resolve(ROOT, "scripts/fleet/worker-harness.ts");
+
+/** `imports`: modules loaded before the worker, after tsx (source entry only), e.g. WORKER_HARNESS. */
+export function spawnWorker(name: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = [], entry: WorkerEntry = "source", imports: string[] = []): WorkerProcess {
+  if (entry === "dist" && imports.length > 0) throw new TypeError("preloaded modules need the source entry: the bundle has its own copies");
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(resolve(logDir, `${name}.log`), { flags: "a" });
-  const args = entry === "dist" ? [resolve(ROOT, "dist/worker.mjs")] : ["--import", "tsx", resolve(ROOT, "worker/main.ts")];
+  const preload = imports.flatMap((m) => ["--import", m]);
+  const args = entry === "dist" ? [resolve(ROOT, "dist/worker.mjs")] : ["--import", "tsx", ...preload, resolve(ROOT, "worker/main.ts")];
   const child = spawn(process.execPath, [...nodeFlags, "--enable-source-maps", ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...passThrough(), ...env },

@@ -23,7 +23,10 @@ export interface CompletionRequest {
   prompt?: string;
   model?: string;
   params: SamplingParams;
-  /** The job id, sent to the backend (X-Request-Id) so its logs and ours name the same request. */
+  /**
+   * The job this call serves (its request id). Sent to the backend so one job's calls can be traced and
+   * correlated across retries and workers (vLLM: `X-Request-Id`, echoed back and logged).
+   */
   requestId?: string;
 }
 

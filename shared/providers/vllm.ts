@@ -95,7 +95,7 @@ export class VllmClient implements Provider {
   async chat(req: CompletionRequest, signal?: AbortSignal): Promise<Completion> {
     const model = req.model ?? this.o.model;
     const body = { model, messages: req.messages ?? [], ...sampling(req.params) };
-    const json = await this.postJson("chat", "/v1/chat/completions", body, signal);
+    const json = await this.postJson("chat", "/v1/chat/completions", body, signal, req.requestId);
     return this.parsed("chat", () => {
       const [choice] = choicesOf(json, 1);
       const message = field(choice, "message");
@@ -109,7 +109,7 @@ export class VllmClient implements Provider {
   /** POST /v1/completions with one prompt. */
   async complete(req: CompletionRequest, signal?: AbortSignal): Promise<Completion> {
     if (req.prompt === undefined) throw new ProviderTerminalError("PROVIDER_BAD_REQUEST", "a completion needs a prompt", { provider: PROVIDER });
-    const [completion] = await this.completeBatch([req.prompt], req.params, signal, req.model);
+    const [completion] = await this.completeBatch([req.prompt], req.params, signal, req.model, req.requestId);
     // completeBatch returns exactly one per prompt or throws; this only satisfies the type checker.
     if (completion === undefined) throw this.failure({ kind: "bad-response", statusCode: 200, detail: "no completion" }, "completions");
     return completion;
@@ -119,13 +119,14 @@ export class VllmClient implements Provider {
    * POST /v1/completions with a list of prompts: one HTTP call, one engine request per prompt, results in prompt
    * order. vLLM reports usage for the whole list; per-prompt token counts come from `token_ids` /
    * `prompt_token_ids` when the server returns them (vLLM ≥ 0.10.2 with return_token_ids), else the totals are
-   * split in proportion to prompt and text length (estimates; the sums are exact).
+   * split in proportion to prompt and text length (estimates; the sums are exact). `requestId` goes out as
+   * `X-Request-Id`.
    */
-  async completeBatch(prompts: string[], params: SamplingParams, signal?: AbortSignal, modelOverride?: string): Promise<Completion[]> {
+  async completeBatch(prompts: string[], params: SamplingParams, signal?: AbortSignal, modelOverride?: string, requestId?: string): Promise<Completion[]> {
     if (prompts.length === 0) return [];
     const model = modelOverride ?? this.o.model;
     const body = { model, prompt: prompts.length === 1 ? prompts[0] : prompts, ...sampling(params) };
-    const json = await this.postJson("completions", "/v1/completions", body, signal);
+    const json = await this.postJson("completions", "/v1/completions", body, signal, requestId);
     return this.parsed("completions", () => {
       const choices = choicesOf(json, prompts.length);
       const texts = choices.map((c, i) => {
@@ -184,8 +185,8 @@ export class VllmClient implements Provider {
     return this.closing;
   }
 
-  private async postJson(operation: string, path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
-    const answer = await this.send(this.pool, operation, "POST", path, JSON.stringify(body), this.o.timeoutMs, signal);
+  private async postJson(operation: string, path: string, body: unknown, signal?: AbortSignal, requestId?: string): Promise<unknown> {
+    const answer = await this.send(this.pool, operation, "POST", path, JSON.stringify(body), this.o.timeoutMs, signal, requestIdHeader(requestId));
     if (!isOk(answer)) throw this.failure({ kind: "status", ...statusOf(answer) }, operation);
     return this.json(operation, answer);
   }
@@ -202,10 +203,12 @@ export class VllmClient implements Provider {
     body: string | undefined,
     timeoutMs: number,
     signal?: AbortSignal,
+    extraHeaders?: Record<string, string>,
   ): Promise<Answer> {
     const deadline = new CallDeadline(timeoutMs, signal);
+    const headers = extraHeaders === undefined ? this.headers : { ...this.headers, ...extraHeaders };
     try {
-      const res = await pool.request({ method, path: this.pathPrefix + path, headers: this.headers, body, signal: deadline.signal });
+      const res = await pool.request({ method, path: this.pathPrefix + path, headers, body, signal: deadline.signal });
       const ok = res.statusCode >= 200 && res.statusCode < 300;
       const { text, truncated } = await readText(res.body, ok ? MAX_OK_BODY_BYTES : MAX_ERROR_BODY_BYTES);
       if (ok && truncated) {
@@ -258,6 +261,14 @@ export class VllmClient implements Provider {
   private failure(failure: ProviderFailure, operation: string): ProviderError {
     return toProviderError(failure, { provider: PROVIDER, operation, secrets: this.secrets });
   }
+}
+
+/** A header value must be visible ASCII: anything else would make undici throw, failing the job for its id alone. */
+const HEADER_SAFE_ID = /^[\x21-\x7e]{1,256}$/;
+
+/** `X-Request-Id` for a generation call; none when there is no id or it could not travel in a header. */
+function requestIdHeader(requestId: string | undefined): Record<string, string> | undefined {
+  return requestId !== undefined && HEADER_SAFE_ID.test(requestId) ? { "x-request-id": requestId } : undefined;
 }
 
 /** Only the sampling fields the API knows: a stray `stream: true` would break parsing. */

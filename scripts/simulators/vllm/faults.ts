@@ -6,6 +6,9 @@
 import { mulberry32 } from "./generator.ts";
 import type { FaultKind, FaultOptions } from "./options.ts";
 
+/** A prompt containing this always gets U+0000 in its answer: how tests ask for one. */
+export const NUL_ANSWER_MARKER = "<nul>";
+
 export class FaultInjector {
   private current: FaultOptions;
   private readonly random: () => number;
@@ -28,6 +31,13 @@ export class FaultInjector {
     const { errorRate, errorKinds } = this.current;
     if (errorRate <= 0 || errorKinds.length === 0 || this.random() >= errorRate) return undefined;
     return errorKinds[Math.floor(this.random() * errorKinds.length)];
+  }
+
+  /** Should this choice's text contain U+0000? `promptKey` is the prompt text the output derives from. */
+  nulAnswer(promptKey: string): boolean {
+    if (promptKey.includes(NUL_ANSWER_MARKER)) return true;
+    const { nulAnswerRate } = this.current;
+    return nulAnswerRate > 0 && this.random() < nulAnswerRate;
   }
 
   /** Wall ms to hold this response back; 0 for none. */

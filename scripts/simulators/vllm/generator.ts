@@ -10,6 +10,8 @@ export interface OutputPlan {
   finishReason: FinishReason;
   /** Word offset into the corpus where the text starts. */
   textStart: number;
+  /** The text carries a U+0000 after its first word, as a model decoding the byte token <0x00> would. */
+  nul?: boolean;
 }
 
 export interface OutputLimits {
@@ -85,8 +87,14 @@ export class OutputGenerator {
       remaining -= take;
       start = 0;
     }
-    return out.slice(1);
+    const text = out.slice(1);
+    return plan.nul ? withNul(text) : text;
   }
+}
+
+function withNul(text: string): string {
+  const space = text.indexOf(" ");
+  return space < 0 ? `${text}\u0000` : `${text.slice(0, space)}\u0000${text.slice(space)}`;
 }
 
 /** FNV-1a over UTF-16 code units, seeded. */

@@ -5,11 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Engine, Sequence, SequenceResult } from "./engine.ts";
-import type { FaultInjector } from "./faults.ts";
+import { NUL_ANSWER_MARKER, type FaultInjector } from "./faults.ts";
 import type { OutputGenerator, OutputPlan } from "./generator.ts";
 import type { SimulatorMetrics } from "./metrics.ts";
 import type { SimulatorOptions } from "./options.ts";
-import { parseChatRequest, parseCompletionRequest, type GenerationRequest } from "./requests.ts";
+import { epochMs, type RequestLog, type RequestOutcome } from "./request-log.ts";
+import { parseChatRequest, parseCompletionRequest, type GenerationRequest, type PromptWork } from "./requests.ts";
 import { ApiError, chatCompletionBody, completionBody, errorBody, modelsBody, type Choice } from "./responses.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -21,6 +22,7 @@ export interface HandlerDeps {
   generator: OutputGenerator;
   faults: FaultInjector;
   metrics: SimulatorMetrics;
+  requestLog: RequestLog;
 }
 
 export class RequestHandler {
@@ -59,12 +61,44 @@ export class RequestHandler {
       case "GET /metrics":
         return send(res, 200, await metrics.render(), metrics.contentType);
       case "POST /v1/chat/completions":
+        this.track(req, res);
         return this.generate("chat", req, res);
       case "POST /v1/completions":
+        this.track(req, res);
         return this.generate("completion", req, res);
+      case "GET /debug/requests":
+        if (this.deps.requestLog.enabled) return send(res, 200, JSON.stringify(this.deps.requestLog.snapshot()));
     }
     const known = ["/health", "/v1/models", "/metrics", "/v1/chat/completions", "/v1/completions"].includes(path ?? "");
     send(res, known ? 405 : 404, JSON.stringify({ detail: known ? "Method Not Allowed" : "Not Found" }));
+  }
+
+  /**
+   * The texts a request would be answered with (deterministic from seed, prompt and limits), without running it:
+   * lets an audit tell whose answer a stored result is. Random NUL injection (nulAnswerRate) is not drawn.
+   */
+  expectedTexts(kind: GenerationRequest["kind"], body: unknown): string[] {
+    const served = { model: this.deps.options.model, maxModelLen: this.deps.options.maxModelLen };
+    const work = kind === "chat" ? parseChatRequest(body, served) : parseCompletionRequest(body, served);
+    const texts: string[] = [];
+    for (const prompt of work.prompts) {
+      for (let j = 0; j < work.n; j++) texts.push(this.deps.generator.text(this.plan(work, prompt, j, prompt.key.includes(NUL_ANSWER_MARKER))));
+    }
+    return texts;
+  }
+
+  /** Logs the request's id, interval and outcome when the connection's response ends, however it ends. */
+  private track(req: IncomingMessage, res: ServerResponse): void {
+    const { requestLog } = this.deps;
+    if (!requestLog.enabled) return;
+    const header = req.headers["x-request-id"];
+    const requestId = typeof header === "string" && header !== "" ? header : undefined;
+    const startedAt = epochMs();
+    res.once("close", () => {
+      const written = res.writableFinished;
+      const outcome: RequestOutcome = resets.has(res) ? "reset" : !written ? "aborted" : res.statusCode < 400 ? "served" : "error";
+      requestLog.record({ requestId, startedAt, endedAt: epochMs(), outcome, ...(written ? { status: res.statusCode } : {}) });
+    });
   }
 
   private async generate(kind: GenerationRequest["kind"], req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -73,6 +107,7 @@ export class RequestHandler {
     if (faults.options.engineDead) throw new ApiError(500, ENGINE_DEAD_MESSAGE);
     const fault = faults.nextError();
     if (fault === "reset") {
+      resets.add(res);
       req.socket.destroy();
       return;
     }
@@ -91,7 +126,7 @@ export class RequestHandler {
 
   /** Submit every sequence of the request and answer when the last is done. */
   private run(work: GenerationRequest, res: ServerResponse): void {
-    const { engine, generator, options } = this.deps;
+    const { engine } = this.deps;
     const plans: OutputPlan[] = [];
     const sequences: Sequence[] = [];
     let pending = work.prompts.length * work.n;
@@ -117,20 +152,25 @@ export class RequestHandler {
       settled = true;
       this.respond(work, plans, res);
     };
-    const seedSalt = Math.imul(work.seed ?? 0, 0x27d4eb2d);
     for (const prompt of work.prompts) {
       for (let j = 0; j < work.n; j++) {
         if (settled) return;
-        const plan = generator.plan(prompt.key, seedSalt ^ j, {
-          maxTokens: work.maxTokens,
-          contextRoom: options.maxModelLen - prompt.promptTokens,
-          minTokens: work.minTokens,
-          ignoreEos: work.ignoreEos,
-        });
+        const plan = this.plan(work, prompt, j, this.deps.faults.nulAnswer(prompt.key));
         plans.push(plan);
         sequences.push(engine.submit({ promptTokens: prompt.promptTokens, outputTokens: plan.outputTokens, finishReason: plan.finishReason }, onDone));
       }
     }
+  }
+
+  private plan(work: GenerationRequest, prompt: PromptWork, choice: number, nul: boolean): OutputPlan {
+    const seedSalt = Math.imul(work.seed ?? 0, 0x27d4eb2d);
+    const plan = this.deps.generator.plan(prompt.key, seedSalt ^ choice, {
+      maxTokens: work.maxTokens,
+      contextRoom: this.deps.options.maxModelLen - prompt.promptTokens,
+      minTokens: work.minTokens,
+      ignoreEos: work.ignoreEos,
+    });
+    return nul ? { ...plan, nul } : plan;
   }
 
   private respond(work: GenerationRequest, plans: readonly OutputPlan[], res: ServerResponse): void {
@@ -155,6 +195,9 @@ export class RequestHandler {
     });
   }
 }
+
+/** Responses whose socket a fault injection destroyed on purpose (logged as "reset", not "aborted"). */
+const resets = new WeakSet<ServerResponse>();
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];

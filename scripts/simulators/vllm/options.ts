@@ -19,6 +19,11 @@ export interface FaultOptions {
   stallMs: number;
   /** The engine died: /health answers 503, in-flight and new completions fail with 500. Default false. */
   engineDead: boolean;
+  /**
+   * Fraction 0-1 of choices whose text contains U+0000 (a model emitting the byte token <0x00>). Default 0.
+   * Independently of it, a prompt containing the marker `<nul>` always gets one.
+   */
+  nulAnswerRate: number;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -40,6 +45,8 @@ export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
   earlyStopRate: number;
   /** Mean output length when a request sets no max_tokens (lengths uniform in 1..2×mean). Default 256. */
   meanOutputTokens: number;
+  /** Keep the last N generation requests (id, start, end, outcome) for GET /debug/requests; 0 = off. Default 0. */
+  requestLog: number;
   faults: FaultOptions;
 }
 
@@ -49,7 +56,11 @@ export const DEFAULT_FAULTS: FaultOptions = {
   stallRate: 0,
   stallMs: 30_000,
   engineDead: false,
+  nulAnswerRate: 0,
 };
+
+/** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
+const MAX_REQUEST_LOG = 1_000_000;
 
 /** Full options from a partial: profile defaults first (engine fields), then the caller's values. Throws ConfigError. */
 export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {}): SimulatorOptions {
@@ -65,6 +76,7 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     timeScale: 1,
     earlyStopRate: 0.2,
     meanOutputTokens: 256,
+    requestLog: 0,
     ...profile,
     ...defined,
     profile: profileName,
@@ -106,6 +118,8 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("maxNumQueuedReqs", 0);
   intAtLeast("seed", 0);
   intAtLeast("meanOutputTokens", 1);
+  intAtLeast("requestLog", 0);
+  need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
   nonNegative("stepFixedMs", o.stepFixedMs);
   nonNegative("stepPerSeqMs", o.stepPerSeqMs);
   nonNegative("stepPerContextTokenMs", o.stepPerContextTokenMs);
@@ -116,6 +130,7 @@ function checkOptions(o: SimulatorOptions): string[] {
   need(o.maxModelLen <= o.kvCapacityTokens, `maxModelLen (${o.maxModelLen}) must be <= kvCapacityTokens (${o.kvCapacityTokens})`);
   fraction("faults.errorRate", o.faults.errorRate);
   fraction("faults.stallRate", o.faults.stallRate);
+  fraction("faults.nulAnswerRate", o.faults.nulAnswerRate);
   nonNegative("faults.stallMs", o.faults.stallMs);
   need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
   for (const kind of o.faults.errorKinds) {
@@ -155,10 +170,12 @@ const SPECS: OptionSpec[] = [
   { flag: "time-scale", key: "timeScale", kind: "number", help: "wall ms per simulated ms, 0.01 = 100x faster (default 1)" },
   { flag: "early-stop-rate", key: "earlyStopRate", kind: "number", help: "fraction of requests stopping before max_tokens (default 0.2)" },
   { flag: "mean-output-tokens", key: "meanOutputTokens", kind: "int", help: "mean output length without max_tokens (default 256)" },
+  { flag: "request-log", key: "requestLog", kind: "int", help: "keep the last N generation requests for GET /debug/requests; 0 = off (default 0)" },
   { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
   { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
   { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
   { flag: "stall-ms", key: "stallMs", kind: "number", fault: true, help: "how long a stalled response is held, wall ms (default 30000)" },
+  { flag: "nul-answer-rate", key: "nulAnswerRate", kind: "number", fault: true, help: "fraction 0-1 of answers containing U+0000; a prompt with <nul> always gets one (default 0)" },
   { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
 ];
 

@@ -9,11 +9,15 @@ import { OutputGenerator } from "./generator.ts";
 import { RequestHandler } from "./handler.ts";
 import { SimulatorMetrics } from "./metrics.ts";
 import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
+import { RequestLog, type RequestLogSnapshot } from "./request-log.ts";
+import type { GenerationRequest } from "./requests.ts";
 
 export type { FaultKind, FaultOptions, SimulatorOptions } from "./options.ts";
 export { DEFAULT_FAULTS, parseSimulatorOptions, resolveSimulatorOptions, simulatorHelp } from "./options.ts";
 export { PROFILES, type ProfileName } from "./profiles.ts";
 export type { Engine, EngineStats } from "./engine.ts";
+export type { RequestLogEntry, RequestLogSnapshot, RequestOutcome } from "./request-log.ts";
+export { NUL_ANSWER_MARKER } from "./faults.ts";
 
 export interface RunningSimulator {
   /** http://host:port, no trailing slash. */
@@ -22,6 +26,10 @@ export interface RunningSimulator {
   /** The resolved options (port is the bound one). */
   options: SimulatorOptions;
   engine: Engine;
+  /** The generation requests logged so far (options.requestLog > 0; else empty with capacity 0). */
+  requestLog(): RequestLogSnapshot;
+  /** The texts a chat or completion body would be answered with, without running it (throws on a bad body). */
+  expectedTexts(kind: GenerationRequest["kind"], body: unknown): string[];
   /** Change failure injection at run time; `engineDead: true` also fails every request in flight. */
   setFaults(f: Partial<FaultOptions>): void;
   /** Stop the clock, fail in-flight requests, close every socket; resolves when the server is fully closed. */
@@ -37,7 +45,8 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   source.engine = engine;
   const faults = new FaultInjector(resolved.seed, resolved.faults);
   const generator = new OutputGenerator(resolved.seed, resolved.earlyStopRate, resolved.meanOutputTokens);
-  const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics });
+  const requestLog = new RequestLog(resolved.requestLog);
+  const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics, requestLog });
   const server = createServer({ noDelay: true, keepAlive: true }, handler.listener);
 
   await new Promise<void>((resolve, reject) => {
@@ -57,6 +66,8 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
     port,
     options: resolved,
     engine,
+    requestLog: () => requestLog.snapshot(),
+    expectedTexts: (kind, body) => handler.expectedTexts(kind, body),
     setFaults(patch) {
       // Validate the whole result the same way startup does (throws ConfigError).
       const next = resolveSimulatorOptions({ ...resolved, faults: { ...faults.options, ...patch } }).faults;
