@@ -7,7 +7,7 @@
  * messages sent twice) and a SIGTERM drain of one worker. Last line: one JSON object; exit 1 when anything was
  * lost, written twice, stuck, deadlocked, called twice at once, or a special job did not end as its kind expects.
  *   --jobs 10000 --workers 4 --kills 5 --sim-down-ms 30000 --pg-cut-ms 10000 --poison-rate 0.01 --visibility 20
- *   --nul-prompts 5 --nul-answers 5 --crash-jobs 3 --tenant-conflicts 10 --double-sends 50 --settle-s 5
+ *   --nul-prompts 5 --nul-answers 5 --crash-jobs 3 --tenant-conflicts 10 --double-sends 50 --settle-s 40
  */
 import { parseArgs } from "node:util";
 import type pg from "pg";
@@ -47,14 +47,20 @@ const { values: a } = parseArgs({
     "crash-jobs": { type: "string", default: "3" },
     "tenant-conflicts": { type: "string" },
     "double-sends": { type: "string" },
-    /** With the main queue empty this long (nothing visible, in flight or delayed), nothing can change any more. */
-    "settle-s": { type: "string", default: "5" },
+    /**
+     * With the main queue empty this long, nothing can change any more. Default: the README's bound for recording a
+     * lost last delivery dead (visibility + 2 heartbeats + 1.5 sweep intervals), plus 5 s.
+     */
+    "settle-s": { type: "string" },
   },
 });
 const JOBS = Number(a.jobs);
 const WORKERS = Number(a.workers);
 const KILLS = Number(a.kills);
 const VISIBILITY = Number(a.visibility);
+const HEARTBEAT_MS = Math.floor((VISIBILITY * 1000) / 4);
+const MAINTENANCE_MS = 2_000;
+const SETTLE_S = a["settle-s"] === undefined ? Math.ceil(VISIBILITY + (2 * HEARTBEAT_MS + 1.5 * MAINTENANCE_MS) / 1000 + 5) : Number(a["settle-s"]);
 const sized = (flag: string | undefined, min: number, per: number) => (flag === undefined ? Math.max(min, Math.round(JOBS / per)) : Number(flag));
 const NUL_PROMPTS = sized(a["nul-prompts"], 2, 2000);
 const NUL_ANSWERS = sized(a["nul-answers"], 2, 2000);
@@ -126,7 +132,8 @@ async function main(): Promise<number> {
       DATABASE_POOL_SIZE: "5",
       VLLM_URL: sim.url,
       SQS_VISIBILITY_TIMEOUT_SECONDS: String(VISIBILITY),
-      HEARTBEAT_INTERVAL_MS: String(Math.floor((VISIBILITY * 1000) / 4)),
+      HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+      MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_MS),
       DRAIN_DEADLINE_MS: "10000",
       PROVIDER_TIMEOUT_MS: "60000",
       LOG_LEVEL: "warn",
@@ -268,7 +275,7 @@ async function main(): Promise<number> {
 
     // --- wait until every tracked id is terminal and the queue is empty, or nothing can change any more --------
     const deadline = Date.now() + Number(a["timeout-s"]) * 1000;
-    const settleMs = Number(a["settle-s"]) * 1000;
+    const settleMs = SETTLE_S * 1000;
     let lastLog = 0;
     for (;;) {
       await delay(1000);
@@ -282,7 +289,7 @@ async function main(): Promise<number> {
       }
       if (othersSent && empty && done >= trackedIds.length) break;
       if (othersSent && quietSince !== undefined && Date.now() - quietSince >= settleMs) {
-        log(`queue empty for ${a["settle-s"]} s with ${trackedIds.length - done} jobs not terminal: nothing left to run them`);
+        log(`queue empty for ${SETTLE_S} s with ${trackedIds.length - done} jobs not terminal: nothing left to run them`);
         break;
       }
       if (Date.now() > deadline) {
