@@ -197,6 +197,11 @@ export class SqsQueue {
     return url;
   }
 
+  /** Resolves when the queue exists and we may read it (GetQueueAttributes); throws a QueueError otherwise. */
+  async check(queueUrl: string): Promise<void> {
+    await this.attribute(queueUrl, "QueueArn");
+  }
+
   /** The DLQ named by the queue's RedrivePolicy, or undefined when it has none. */
   async deadLetterQueueUrl(queueUrl: string): Promise<string | undefined> {
     const policy = await this.attribute(queueUrl, "RedrivePolicy").catch((err: unknown) => {
