@@ -9,6 +9,7 @@ import { Poller, type PollerOptions } from "../worker/poller.ts";
 import { Capacity } from "../worker/capacity.ts";
 import { WeightedRoundRobin, defaultClassWeights } from "../worker/weighted-round-robin.ts";
 import type { ReceivedMessage } from "../shared/queue/sqs.ts";
+import { QueueError } from "../shared/errors.ts";
 import { queueFixture, silentLog, stopEmulator, until } from "./support/env.ts";
 
 after(() => stopEmulator());
@@ -148,4 +149,20 @@ test("a queue deleted while polling stops intake and is reported once through on
     await running;
     q.queue.close();
   }
+});
+
+test("a failure the server did not answer with a 4xx is backed off and retried, not fatal", async () => {
+  let calls = 0;
+  const fatal: string[] = [];
+  const queue: PollerOptions["queue"] = {
+    receive: async (queueUrl) => {
+      calls += 1;
+      if (calls === 1) throw new QueueError("QUEUE_UNKNOWN", "SQS QUEUE_UNKNOWN: odd local failure", false);
+      return [{ queueUrl, messageId: "m", receiptHandle: "r", body: "", receiveCount: 1 }];
+    },
+  };
+  const { run, received } = countingPoller({ queue, queueUrls: ["a"], onFatal: (_, url) => fatal.push(url) }, 1);
+  await run();
+  assert.equal(received.get("a"), 1);
+  assert.deepEqual(fatal, []);
 });

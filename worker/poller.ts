@@ -10,7 +10,7 @@ import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Logger } from "../shared/logger.ts";
 import { backoffMs, delay } from "../shared/backoff.ts";
-import { coerceError, errorCode, isRetryable } from "../shared/errors.ts";
+import { FleetError, coerceError, errorCode, isRetryable } from "../shared/errors.ts";
 import { WeightedRoundRobin, defaultClassWeights } from "./weighted-round-robin.ts";
 
 export interface PollerOptions {
@@ -139,9 +139,13 @@ export class Poller {
     });
   }
 
-  /** A queue error retrying cannot fix stops every loop (once) and is reported; true when it did. */
+  /**
+   * A queue error retrying cannot fix stops every loop (once) and is reported; true when it did. Only the server's
+   * own refusal (a 4xx: QueueDoesNotExist, AccessDenied) counts: a local or unclassified failure is backed off.
+   */
   private fatal(err: unknown, queueUrl: string): boolean {
-    if (isRetryable(err)) return false;
+    const status = err instanceof FleetError ? err.statusCode : undefined;
+    if (isRetryable(err) || status === undefined || status < 400 || status >= 500) return false;
     if (!this.halt.signal.aborted) {
       this.o.log.error({ err: coerceError(err), queue: queueName(queueUrl), code: errorCode(err) }, "queue error that retrying cannot fix; intake stopped");
       this.halt.abort();
