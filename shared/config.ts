@@ -12,6 +12,7 @@ const bool = z
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const url = z.url();
 const list = z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+const intList = (min: number, max: number) => list.transform((parts) => parts.map(Number)).pipe(z.array(z.number().int().min(min).max(max)));
 
 /** Defaults shared with terraform/ — keep in step with terraform/variables.tf. */
 export const DEFAULTS = {
@@ -31,6 +32,11 @@ export const envSchema = z
     // --- queue -----------------------------------------------------------------------------------------
     /** Comma-separated queue URLs, highest priority first. Unset: the embedded emulator creates `QUEUE_NAME`. */
     QUEUE_URLS: list.optional(),
+    /**
+     * Share of receives that start from each class, comma-separated positive integers, one per QUEUE_URLS entry
+     * (highest priority first). Unset: 2^(n-1-i), e.g. 4,2,1 for three classes (57/29/14 % when all have work).
+     */
+    QUEUE_WEIGHTS: intList(1, 10_000).optional(),
     QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,75}$/).default(DEFAULTS.queueName),
     /** Endpoint override for SQS-compatible servers (emulator, LocalStack). Unset: real AWS. */
     SQS_ENDPOINT: url.optional(),
@@ -88,6 +94,11 @@ export const envSchema = z
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
   .superRefine((env, ctx) => {
+    const queues = env.QUEUE_URLS?.length ?? 1;
+    if (env.QUEUE_WEIGHTS !== undefined && env.QUEUE_WEIGHTS.length !== queues) {
+      const what = env.QUEUE_URLS === undefined ? "1 queue (QUEUE_NAME)" : `${queues} QUEUE_URLS`;
+      ctx.addIssue({ code: "custom", path: ["QUEUE_WEIGHTS"], message: `${env.QUEUE_WEIGHTS.length} weights for ${what}: give one per queue` });
+    }
     if (env.ASG_NAME !== undefined && env.INSTANCE_ID === undefined) {
       ctx.addIssue({ code: "custom", path: ["INSTANCE_ID"], message: "required with ASG_NAME (scale-in protection acts on this instance)" });
     }
@@ -112,6 +123,8 @@ export type Env = z.output<typeof envSchema>;
 export interface Config {
   queue: {
     urls?: string[];
+    /** One per queue; unset: the poller's default. */
+    weights?: number[];
     name: string;
     endpoint?: string;
     region: string;
@@ -150,6 +163,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   return {
     queue: {
       urls: e.QUEUE_URLS,
+      weights: e.QUEUE_WEIGHTS,
       name: e.QUEUE_NAME,
       endpoint: e.SQS_ENDPOINT,
       region: e.AWS_REGION,

@@ -124,6 +124,56 @@ export function errorCode(err: unknown): string {
   return typeof code === "string" ? code : "INTERNAL";
 }
 
+// ---- transient failures: the one classifier behind the queue, store, provider and Auto Scaling adapters ----------
+
+/** Socket and undici codes: the peer is gone, unreachable or too slow, not that the request was wrong. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN",
+  "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED", "UND_ERR_DESTROYED",
+]);
+
+/** AWS codes meaning "slow down / try later" even when the SDK calls them the client's fault. Any `*Throttl*` too. */
+const TRANSIENT_AWS_CODES = new Set([
+  "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalError",
+  "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException", "TimeoutError",
+  "ResourceContention", "ResourceContentionFault",
+]);
+
+export function isTransientNetworkCode(code: string): boolean {
+  return TRANSIENT_NETWORK_CODES.has(code);
+}
+
+/** A transient socket code on the error, its causes or (AggregateError: Node's happy-eyeballs connect) its members. */
+export function isTransientNetworkError(err: unknown): boolean {
+  return errorCodes(err).some(isTransientNetworkCode);
+}
+
+/** An AWS error code, with or without a protocol prefix (`AWS.SimpleQueueService.RequestThrottled`). */
+export function isTransientAwsCode(code: string): boolean {
+  const bare = code.slice(code.lastIndexOf(".") + 1);
+  return TRANSIENT_AWS_CODES.has(bare) || bare.includes("Throttl");
+}
+
+/** An AWS SDK error worth retrying: throttling, 5xx/429, the SDK's own `$retryable`, or a transient network error. */
+export function isTransientAwsError(err: unknown): boolean {
+  const e = (err ?? {}) as { name?: unknown; Code?: unknown; $fault?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (e.$retryable || e.$fault === "server" || (status !== undefined && (status >= 500 || status === 429))) return true;
+  const names = [e.name, e.Code].filter((n): n is string => typeof n === "string");
+  return names.some(isTransientAwsCode) || isTransientNetworkError(err);
+}
+
+/** `code` of the error, its causes and (AggregateError) its members, outermost first. */
+export function errorCodes(err: unknown, seen = new Set<unknown>()): string[] {
+  if (err === null || typeof err !== "object" || seen.has(err)) return [];
+  seen.add(err);
+  const e = err as { code?: unknown; cause?: unknown; errors?: unknown };
+  const own = typeof e.code === "string" ? [e.code] : [];
+  const members = Array.isArray(e.errors) ? e.errors.flatMap((m) => errorCodes(m, seen)) : [];
+  return [...own, ...errorCodes(e.cause, seen), ...members];
+}
+
 function safeString(value: unknown): string {
   try {
     return JSON.stringify(value) ?? String(value);

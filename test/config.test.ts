@@ -29,3 +29,18 @@ test("cross-field rules: heartbeat under half the visibility, drain under the li
   assert.throws(() => loadConfig({ DRAIN_DEADLINE_MS: String(DEFAULTS.lifecycleHookTimeoutSeconds * 1000) }), /DRAIN_DEADLINE_MS/);
   assert.equal(loadConfig({ QUEUE_URLS: "http://a/1, http://a/2" }).queue.urls?.length, 2);
 });
+
+test("QUEUE_WEIGHTS: one positive integer per QUEUE_URLS entry; unset leaves the poller's default (2^(n-1-i))", () => {
+  const urls = "http://a/1,http://a/2,http://a/3";
+  assert.deepEqual(loadConfig({ QUEUE_URLS: urls, QUEUE_WEIGHTS: "6, 3,1" }).queue.weights, [6, 3, 1]);
+  assert.equal(loadConfig({ QUEUE_URLS: urls }).queue.weights, undefined);
+  assert.throws(() => loadConfig({ QUEUE_URLS: urls, QUEUE_WEIGHTS: "2,1" }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /QUEUE_WEIGHTS: 2 weights for 3 QUEUE_URLS/);
+    return true;
+  });
+  assert.throws(() => loadConfig({ QUEUE_WEIGHTS: "2,1" }), /QUEUE_WEIGHTS: 2 weights for 1 queue/);
+  for (const bad of ["4,0,1", "4,-2,1", "4,1.5,1", "4,x,1"]) {
+    assert.throws(() => loadConfig({ QUEUE_URLS: urls, QUEUE_WEIGHTS: bad }), /QUEUE_WEIGHTS/, bad);
+  }
+});

@@ -223,7 +223,9 @@ describe("depth", () => {
 describe("errors", () => {
   test("a queue that does not exist is a terminal QueueDoesNotExist", async () => {
     const { queueUrl } = await freshQueue("gone");
+    await queue.check(queueUrl);
     await queue.deleteQueue(queueUrl);
+    await assert.rejects(queue.check(queueUrl), { code: "QueueDoesNotExist", retryable: false });
     await assert.rejects(queue.receive(queueUrl, { maxMessages: 1, waitTimeSeconds: 0 }), (err: unknown) => {
       assert.ok(err instanceof QueueError);
       assert.equal(err.code, "QueueDoesNotExist");

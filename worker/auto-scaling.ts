@@ -8,7 +8,7 @@ import {
   DescribeAutoScalingGroupsCommand,
   SetInstanceProtectionCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { FleetError, type FleetErrorOptions } from "../shared/errors.ts";
+import { FleetError, isTransientAwsError, type FleetErrorOptions } from "../shared/errors.ts";
 import type { AutoScalingPort, GroupView } from "./scale-in.ts";
 
 export interface AwsAutoScalingOptions {
@@ -76,16 +76,19 @@ export class AwsAutoScaling implements AutoScalingPort {
     try {
       return await send();
     } catch (err) {
-      const e = (err ?? {}) as { name?: unknown; $fault?: unknown; $metadata?: { httpStatusCode?: number }; message?: unknown };
-      const status = e.$metadata?.httpStatusCode;
-      const name = typeof e.name === "string" ? e.name : "Error";
-      // Client faults other than throttling (AccessDenied, ValidationError) will not pass on a retry.
-      const retryable = e.$fault !== "client" || status === 429 || /Throttl|ResourceContention/.test(name);
-      throw new AutoScalingError("AUTOSCALING_CALL_FAILED", `${action} failed: ${name}: ${String(e.message ?? "")}`, retryable, {
-        cause: err,
-        statusCode: status,
-        provider: "autoscaling",
-      });
+      throw toAutoScalingError(action, err);
     }
   }
+}
+
+/** Any failed Auto Scaling call. Client faults other than throttling (AccessDenied, ValidationError) will not pass on a retry. */
+export function toAutoScalingError(action: string, err: unknown): AutoScalingError {
+  const e = (err ?? {}) as { name?: unknown; $fault?: unknown; $metadata?: { httpStatusCode?: number }; message?: unknown };
+  const name = typeof e.name === "string" ? e.name : "Error";
+  const retryable = e.$fault !== "client" || isTransientAwsError(err);
+  return new AutoScalingError("AUTOSCALING_CALL_FAILED", `${action} failed: ${name}: ${String(e.message ?? "")}`, retryable, {
+    cause: err,
+    statusCode: e.$metadata?.httpStatusCode,
+    provider: "autoscaling",
+  });
 }

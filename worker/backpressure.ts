@@ -2,7 +2,8 @@
  * Adaptive concurrency from the backend's own gauges. vLLM queues without bound, so flooding it only moves
  * the queue from SQS (where other workers could take the jobs) into one server (where they wait and hold
  * visibility). Additive increase while the server's waiting queue is short and our slots are full,
- * proportional decrease when it grows. Without /metrics the static limit stands.
+ * proportional decrease when it grows. Without /metrics the static limit stands; metrics that fail after they
+ * worked hold the limit, then lower it (LimitControl).
  */
 import type { Capacity } from "./capacity.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -54,24 +55,74 @@ export function nextLimit(
   return limit;
 }
 
-export async function runBackpressure(o: BackpressureOptions, signal: AbortSignal): Promise<void> {
-  let fallback = false;
-  let slowStart = true;
-  o.capacity.setLimit(Math.max(o.minLimit, Math.min(o.capacity.max, SLOW_START_LIMIT)));
-  while (!signal.aborted) {
-    const gauges = await Promise.resolve()
-      .then(() => o.readGauges(signal))
-      .catch(() => undefined);
-    if (gauges === undefined) {
-      if (!fallback) o.log.info({ limit: o.capacity.max }, "backend metrics unavailable; using the static concurrency limit");
-      fallback = true;
-      o.capacity.setLimit(o.capacity.max);
-    } else {
-      fallback = false;
-      const next = nextLimit(o.capacity.limit, gauges, { ours: o.ourInFlight(), held: o.capacity.inUse }, o, o.capacity.max, slowStart);
-      if (next < o.capacity.limit) slowStart = false;
-      o.capacity.setLimit(next);
+/** Failed reads of /metrics in a row that keep the limit (a blip); each further one halves it towards minLimit. */
+export const FAILURES_KEPT = 2;
+
+/** One read of the gauges: values, "this backend has no /metrics" (undefined), or a failure. */
+type Reading = BackendGauges | undefined | "failed";
+
+/**
+ * The limit's state machine. A failed read (timeout, 5xx, refused) comes exactly when the server is overloaded or
+ * restarting, so it never raises the limit: the first FAILURES_KEPT in a row keep it, later ones halve the distance
+ * to minLimit (an outage of a few seconds lands near the floor). When the gauges come back after such an outage
+ * the server may have restarted empty: slow start again from min(SLOW_START_LIMIT, limit). Only a backend that
+ * has never given gauges and answers "no /metrics" gets the static limit; once gauges were seen, their absence
+ * is a failure like any other.
+ */
+class LimitControl {
+  private slowStart = true;
+  private seenGauges = false;
+  private isStatic = false;
+  private failures = 0;
+
+  constructor(private readonly o: BackpressureOptions) {
+    o.capacity.setLimit(Math.max(o.minLimit, Math.min(o.capacity.max, SLOW_START_LIMIT)));
+  }
+
+  step(reading: Reading): void {
+    if (reading === "failed" || (reading === undefined && this.seenGauges)) this.failed();
+    else if (reading === undefined) this.noMetrics();
+    else this.measured(reading);
+  }
+
+  private measured(gauges: BackendGauges): void {
+    const { capacity, minLimit } = this.o;
+    if (this.failures > FAILURES_KEPT || this.isStatic) {
+      this.o.log.info({ failures: this.failures }, "backend metrics back; slow start again");
+      this.slowStart = true;
+      capacity.setLimit(Math.max(minLimit, Math.min(capacity.limit, SLOW_START_LIMIT)));
     }
+    this.seenGauges = true;
+    this.isStatic = false;
+    this.failures = 0;
+    const next = nextLimit(capacity.limit, gauges, { ours: this.o.ourInFlight(), held: capacity.inUse }, this.o, capacity.max, this.slowStart);
+    if (next < capacity.limit) this.slowStart = false;
+    capacity.setLimit(next);
+  }
+
+  private failed(): void {
+    const { capacity, minLimit } = this.o;
+    this.failures += 1;
+    if (this.failures === 1) this.o.log.warn({ limit: capacity.limit }, "backend metrics failing; concurrency limit held, never raised");
+    if (this.failures > FAILURES_KEPT) capacity.setLimit(Math.max(minLimit, Math.floor((capacity.limit + minLimit) / 2)));
+  }
+
+  private noMetrics(): void {
+    if (!this.isStatic) this.o.log.info({ limit: this.o.capacity.max }, "backend has no metrics; using the static concurrency limit");
+    this.isStatic = true;
+    this.failures = 0;
+    this.o.capacity.setLimit(this.o.capacity.max);
+  }
+}
+
+export async function runBackpressure(o: BackpressureOptions, signal: AbortSignal): Promise<void> {
+  const control = new LimitControl(o);
+  while (!signal.aborted) {
+    const reading: Reading = await Promise.resolve()
+      .then(() => o.readGauges(signal))
+      .catch(() => "failed" as const);
+    if (signal.aborted) break;
+    control.step(reading);
     await delay(o.intervalMs, signal);
   }
 }

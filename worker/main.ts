@@ -3,7 +3,7 @@
  * A second signal exits at once (1): the messages still held come back after their visibility timeout.
  */
 import { loadConfig, type Config } from "../shared/config.ts";
-import { ConfigError, coerceError } from "../shared/errors.ts";
+import { ConfigError, coerceError, errorCode } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { VllmClient } from "../shared/providers/vllm.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
@@ -28,7 +28,8 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "worker");
   const closers: CleanupStep[] = [];
   try {
-    // No progress for WORKER_STALL_EXIT_MS: drain what can be drained, exit 3 so the supervisor restarts us.
+    // No progress possible (store unreachable past WORKER_STALL_EXIT_MS, or a queue refused for good): drain what
+    // can be drained, exit 3 so the supervisor restarts us.
     const onStalled = () => void worker.stop().then(() => shutdown(closers, log, 3));
     const worker: Worker = await build(config, log, closers, onStalled);
     const scaleIn = buildScaleIn(config, worker, log, closers);
@@ -51,15 +52,47 @@ async function main(): Promise<void> {
     // Supervisors that spawned us with an IPC channel (the demo, the fault suite) learn we are up.
     process.send?.({ type: "ready", workerId: worker.workerId });
   } catch (err) {
+    if (err instanceof QueueUnusable) {
+      process.stderr.write(`${err.message}\n`);
+      await shutdown(closers, log, 2);
+    }
     log.fatal({ err: coerceError(err) }, "worker failed to start");
     await shutdown(closers, log, 1);
   }
 }
 
+/** A queue the worker cannot use at start; the message is the one line printed before exiting 2. */
+class QueueUnusable extends Error {}
+
+/**
+ * Every queue answers (GetQueueUrl for QUEUE_NAME, GetQueueAttributes for each) before the worker takes work:
+ * a wrong URL or name, or no permission, is a deployment error, not something a retry after "worker started" fixes.
+ */
+async function checkQueues(config: Config, queue: SqsQueue): Promise<string[]> {
+  const endpoint = config.queue.endpoint === undefined ? `AWS SQS in ${config.queue.region}` : withoutUserInfo(config.queue.endpoint);
+  const check = async (target: string, resolve: boolean): Promise<string> => {
+    try {
+      const url = resolve ? await queue.queueUrl(target) : target;
+      await queue.check(url);
+      return url;
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new QueueUnusable(`worker cannot start: queue ${target} at endpoint ${endpoint}: ${errorCode(err)} (${detail})`);
+    }
+  };
+  return config.queue.urls === undefined ? [await check(config.queue.name, true)] : Promise.all(config.queue.urls.map((url) => check(url, false)));
+}
+
+/** The endpoint without user:password@, should one be configured that way. */
+function withoutUserInfo(endpoint: string): string {
+  const u = new URL(endpoint);
+  return `${u.origin}${u.pathname === "/" ? "" : u.pathname}`;
+}
+
 async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Worker> {
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
-  const queueUrls = config.queue.urls ?? [await queue.queueUrl(config.queue.name)];
+  const queueUrls = await checkQueues(config, queue);
   const pool = await createPool({ url: config.store.databaseUrl!, poolSize: config.store.poolSize, onError: (err) => log.warn({ err }, "idle Postgres client error") });
   closers.push(() => pool.end());
   await migrate(pool);
@@ -89,6 +122,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     drainDeadlineMs: config.worker.drainDeadlineMs,
     jobDefaultTtlSeconds: config.worker.jobDefaultTtlSeconds,
     ackFlushMs: config.worker.ackFlushMs,
+    queueWeights: config.queue.weights,
     maintenanceIntervalMs: config.worker.maintenanceIntervalMs,
     retentionMs: config.store.retentionDays * 86_400_000,
     stallExitMs: config.worker.stallExitMs,

@@ -1,18 +1,25 @@
 /**
  * The receive side: several long-poll loops, each reserving free slots before it asks SQS for messages, so
- * the worker never holds more than it can start. Queues are one per priority class, highest first: a
- * receive takes from the highest class that has messages, and one receive in `starvationEvery` starts from
- * the lowest so a flood of urgent work never starves the rest completely.
+ * the worker never holds more than it can start. Queues are one per priority class, highest first. Each receive
+ * starts from a class chosen by smooth weighted round robin over `weights` (default 2^(n-1-i): 4:2:1 for three
+ * classes, i.e. 57/29/14 % of receives), and falls through to the other classes in priority order when that one
+ * is empty: every non-empty class gets at least its share, and a class's unused share goes to the others.
+ * A queue error that retrying cannot fix (queue deleted, access denied) stops every loop and is reported.
  */
 import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Logger } from "../shared/logger.ts";
 import { backoffMs, delay } from "../shared/backoff.ts";
+import { FleetError, coerceError, errorCode, isRetryable } from "../shared/errors.ts";
+import { WeightedRoundRobin, defaultClassWeights } from "./weighted-round-robin.ts";
 
 export interface PollerOptions {
-  queue: SqsQueue;
+  /** Only `receive` is used. */
+  queue: Pick<SqsQueue, "receive">;
   /** Highest priority first. */
   queueUrls: string[];
+  /** Share of receives that start from each class, same order as `queueUrls`. Default 2^(n-1-i). */
+  weights?: number[];
   capacity: Capacity;
   batchSize: number;
   parallelism: number;
@@ -24,18 +31,49 @@ export interface PollerOptions {
   waitUnpaused: (signal: AbortSignal) => Promise<void>;
   /** Called with each received batch; every message holds one reserved slot. */
   onMessages: (messages: ReceivedMessage[]) => void;
+  /** A non-retryable queue error (QueueDoesNotExist, AccessDenied...): every loop has stopped. Called once. */
+  onFatal?: (err: Error, queueUrl: string) => void;
   log: Logger;
-  starvationEvery?: number;
+}
+
+/** A receive failure with the queue it came from. */
+class ReceiveFailed {
+  constructor(
+    readonly err: unknown,
+    readonly queueUrl: string,
+  ) {}
 }
 
 export class Poller {
-  private receives = 0;
+  private readonly rotation: WeightedRoundRobin;
+  /** One per receive in flight; `interrupt()` aborts them all. */
+  private readonly inFlight = new Set<AbortController>();
+  private readonly halt = new AbortController();
 
-  constructor(private readonly o: PollerOptions) {}
+  constructor(private readonly o: PollerOptions) {
+    const weights = o.weights ?? defaultClassWeights(o.queueUrls.length);
+    if (weights.length !== o.queueUrls.length) throw new RangeError(`${weights.length} weights for ${o.queueUrls.length} queues`);
+    this.rotation = new WeightedRoundRobin(weights);
+  }
 
-  /** Runs until `signal` aborts; resolves when every receive loop has ended. */
+  /** Runs until `signal` aborts or a fatal queue error; resolves when every receive loop has ended. */
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all(Array.from({ length: this.o.parallelism }, () => this.loop(signal)));
+    const stop = () => this.halt.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    if (signal.aborted) stop();
+    try {
+      await Promise.all(Array.from({ length: this.o.parallelism }, () => this.loop(this.halt.signal)));
+    } finally {
+      signal.removeEventListener("abort", stop);
+    }
+  }
+
+  /**
+   * Ends every receive in flight now (a long poll would otherwise deliver for up to its wait): each returns
+   * no messages, counted neither as a failure nor as a stop. For when intake must stop at once (circuit open).
+   */
+  interrupt(): void {
+    for (const receive of this.inFlight) receive.abort();
   }
 
   private async loop(signal: AbortSignal): Promise<void> {
@@ -52,11 +90,13 @@ export class Poller {
       if (reserved === 0) continue;
       let messages: ReceivedMessage[] = [];
       try {
-        messages = await this.receive(reserved, signal);
+        messages = await this.interruptible(signal, (receive) => this.receive(reserved, receive));
         failures = 0;
-      } catch (err) {
+      } catch (failed) {
+        const { err, queueUrl } = failed as ReceiveFailed;
+        if (this.fatal(err, queueUrl)) break;
         failures += 1;
-        this.o.log.warn({ err, failures }, "receive failed; backing off");
+        this.o.log.warn({ err, queue: queueName(queueUrl), failures }, "receive failed; backing off");
         await delay(backoffMs(failures, 200, 10_000), signal);
       } finally {
         this.o.capacity.release(reserved - messages.length);
@@ -65,18 +105,57 @@ export class Poller {
     }
   }
 
-  /** Short polls down the priority order; when all are empty, one long poll on the highest class. */
+  /** Runs `receive` under its own signal: aborted by `signal` (stop) or by `interrupt()`. */
+  private async interruptible<T>(signal: AbortSignal, receive: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const own = new AbortController();
+    const stop = () => own.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    this.inFlight.add(own);
+    try {
+      return await receive(own.signal);
+    } finally {
+      this.inFlight.delete(own);
+      signal.removeEventListener("abort", stop);
+    }
+  }
+
+  /** A weighted start class, then the rest in priority order (short polls); when all are empty, one short long poll. */
   private async receive(max: number, signal: AbortSignal): Promise<ReceivedMessage[]> {
     const urls = this.o.queueUrls;
-    const base = { maxMessages: max, visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds, signal };
-    if (urls.length === 1) return this.o.queue.receive(urls[0]!, { ...base, waitTimeSeconds: this.o.waitTimeSeconds });
-    this.receives += 1;
-    const order = this.receives % (this.o.starvationEvery ?? 10) === 0 ? [...urls].reverse() : urls;
-    for (const url of order) {
-      const got = await this.o.queue.receive(url, { ...base, waitTimeSeconds: 0 });
+    if (urls.length === 1) return this.receiveFrom(urls[0]!, max, this.o.waitTimeSeconds, signal);
+    const first = this.rotation.next();
+    for (const i of [first, ...urls.map((_, i) => i).filter((i) => i !== first)]) {
+      const got = await this.receiveFrom(urls[i]!, max, 0, signal);
       if (got.length > 0 || signal.aborted) return got;
     }
     // Keep the long poll short so a higher class arriving meanwhile waits at most this long.
-    return this.o.queue.receive(urls[0]!, { ...base, waitTimeSeconds: Math.min(2, this.o.waitTimeSeconds) });
+    return this.receiveFrom(urls[0]!, max, Math.min(2, this.o.waitTimeSeconds), signal);
   }
+
+  private async receiveFrom(queueUrl: string, maxMessages: number, waitTimeSeconds: number, signal: AbortSignal): Promise<ReceivedMessage[]> {
+    const o = { maxMessages, waitTimeSeconds, visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds, signal };
+    return this.o.queue.receive(queueUrl, o).catch((err: unknown) => {
+      throw new ReceiveFailed(err, queueUrl);
+    });
+  }
+
+  /**
+   * A queue error retrying cannot fix stops every loop (once) and is reported; true when it did. Only the server's
+   * own refusal (a 4xx: QueueDoesNotExist, AccessDenied) counts: a local or unclassified failure is backed off.
+   */
+  private fatal(err: unknown, queueUrl: string): boolean {
+    const status = err instanceof FleetError ? err.statusCode : undefined;
+    if (isRetryable(err) || status === undefined || status < 400 || status >= 500) return false;
+    if (!this.halt.signal.aborted) {
+      this.o.log.error({ err: coerceError(err), queue: queueName(queueUrl), code: errorCode(err) }, "queue error that retrying cannot fix; intake stopped");
+      this.halt.abort();
+      this.o.onFatal?.(coerceError(err), queueUrl);
+    }
+    return true;
+  }
+}
+
+/** The queue's name: the last segment of its URL. */
+function queueName(queueUrl: string): string {
+  return queueUrl.slice(queueUrl.lastIndexOf("/") + 1);
 }

@@ -31,6 +31,8 @@ export interface WorkerOptions {
   queue: SqsQueue;
   /** Highest priority first. */
   queueUrls: string[];
+  /** Share of receives per class (default 2^(n-1-i): 4:2:1 for three). */
+  queueWeights?: number[];
   store: JobStore;
   cache?: ResultsCache;
   provider: Provider;
@@ -59,7 +61,10 @@ export interface WorkerOptions {
   retentionMs?: number;
   /** Store writes failing this long make the worker give up (`onStalled`). Default 5 min. */
   stallExitMs?: number;
-  /** Called once when the worker cannot make progress (store unreachable past `stallExitMs`); main exits non-zero. */
+  /**
+   * Called once when the worker cannot make progress (store unreachable past `stallExitMs`, or a queue refusing for
+   * good); main stops the worker and exits non-zero so its supervisor restarts it.
+   */
   onStalled?: () => void;
   log: Logger;
   workerId?: string;
@@ -180,6 +185,8 @@ export class Worker {
         await this.breaker.waitClosed(signal);
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
+      weights: this.o.queueWeights,
+      onFatal: () => this.o.onStalled?.(),
       log: this.o.log,
     }));
     const loops: Promise<unknown>[] = [poller.run(this.pollAbort.signal), this.maintain(this.pollAbort.signal)];

@@ -2,7 +2,7 @@
  * Every way an HTTP provider call can fail, classified in one function into the fleet's taxonomy: retryable
  * (the job goes back to the queue) or terminal (the job is recorded failed). Callers decide on `retryable`/`code`.
  */
-import { ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
+import { ProviderRetryableError, ProviderTerminalError, errorCodes, isTransientNetworkCode } from "../errors.ts";
 
 export type ProviderError = ProviderRetryableError | ProviderTerminalError;
 
@@ -31,13 +31,8 @@ export const MAX_DETAIL_CHARS = 300;
 const RETRYABLE_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 const OVERLOADED_STATUS = new Set([429, 503]);
 
-/** undici's own deadline errors: the server took too long, like our own timeout. */
+/** undici's own deadline errors: the server took too long, like our own timeout (any other transient code: connection). */
 const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
-/** The connection could not be made or broke under us. */
-const CONNECTION_CODES = new Set([
-  "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN",
-  "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED", "UND_ERR_DESTROYED",
-]);
 
 export function toProviderError(failure: ProviderFailure, ctx: FailureContext): ProviderError {
   const what = `${ctx.provider} ${ctx.operation}`;
@@ -72,12 +67,12 @@ export function toProviderError(failure: ProviderFailure, ctx: FailureContext): 
       });
     case "network": {
       const codes = errorCodes(failure.error);
-      const known = codes.find((c) => TIMEOUT_CODES.has(c) || CONNECTION_CODES.has(c) || c.startsWith("HPE_"));
+      const known = codes.find((c) => isTransientNetworkCode(c) || c.startsWith("HPE_"));
       const options = { ...base, cause: failure.error };
       if (known !== undefined && TIMEOUT_CODES.has(known)) {
         return new ProviderRetryableError("PROVIDER_TIMEOUT", `${what}: no answer in time (${known})`, options);
       }
-      if (known !== undefined && CONNECTION_CODES.has(known)) {
+      if (known !== undefined && isTransientNetworkCode(known)) {
         return new ProviderRetryableError("PROVIDER_CONNECTION", `${what}: connection failed (${known})`, options);
       }
       if (known !== undefined) {
@@ -138,14 +133,4 @@ function redact(text: string, secrets: readonly string[] | undefined): string {
   let out = text;
   for (const s of secrets ?? []) if (s.length > 0) out = out.split(s).join("[redacted]");
   return out;
-}
-
-/** `code` of the error, its causes and (AggregateError, Node's happy-eyeballs connect) its members. */
-function errorCodes(err: unknown, seen = new Set<unknown>()): string[] {
-  if (err === null || typeof err !== "object" || seen.has(err)) return [];
-  seen.add(err);
-  const e = err as { code?: unknown; cause?: unknown; errors?: unknown };
-  const own = typeof e.code === "string" ? [e.code] : [];
-  const members = Array.isArray(e.errors) ? e.errors.flatMap((m) => errorCodes(m, seen)) : [];
-  return [...own, ...errorCodes(e.cause, seen), ...members];
 }

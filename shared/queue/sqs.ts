@@ -22,7 +22,7 @@ import {
   type MessageAttributeValue,
 } from "@aws-sdk/client-sqs";
 import { backoffMs, delay } from "../backoff.ts";
-import { QueueError } from "../errors.ts";
+import { QueueError, isTransientAwsCode, isTransientAwsError, isTransientNetworkError } from "../errors.ts";
 
 export interface QueueClientOptions {
   region: string;
@@ -87,15 +87,14 @@ export const MAX_MESSAGE_BYTES = 1_048_576;
 const DLQ_RETENTION_SECONDS = 1_209_600;
 const SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp", "SentTimestamp"] as const;
 
-/** Codes that mean "slow down / try later" even when SQS flags them as the sender's fault. */
-const RETRYABLE_CODES = new Set([
-  "ThrottlingException", "Throttling", "RequestThrottled", "TooManyRequestsException", "RequestLimitExceeded",
-  "ServiceUnavailable", "InternalError", "InternalFailure", "KmsThrottled", "OverLimit", "QueueDeletedRecently",
-  "RequestTimeout", "TimeoutError", "QUEUE_UNREACHABLE", "QUEUE_ABORTED", "QUEUE_CREDENTIALS",
-]);
+/**
+ * SQS's own "try later" codes and this adapter's, beyond the AWS-wide ones (throttling, 5xx: isTransientAwsCode).
+ * Retryable even when SQS flags them as the sender's fault.
+ */
+const SQS_RETRYABLE_CODES = new Set(["OverLimit", "QueueDeletedRecently", "QUEUE_UNREACHABLE", "QUEUE_ABORTED", "QUEUE_CREDENTIALS"]);
+const isRetryableCode = (code: string) => SQS_RETRYABLE_CODES.has(code) || isTransientAwsCode(code);
 /** Whole-call refusals caused by one entry's content (checked locally first; a server may be stricter). */
 const CONTENT_CODES = new Set(["InvalidMessageContents", "InvalidParameterValue", "MessageTooLong", "BatchRequestTooLong", "InvalidAttributeValue", "InvalidAttributeName"]);
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET"]);
 const QUERY_PREFIX = "AWS.SimpleQueueService.";
 /** The legacy query-protocol codes some servers still put in `Code`, mapped to the JSON protocol's. */
 const LEGACY_CODES: Record<string, string> = { NonExistentQueue: "QueueDoesNotExist" };
@@ -107,19 +106,18 @@ const LEGACY_CODES: Record<string, string> = { NonExistentQueue: "QueueDoesNotEx
  */
 export function classifySqsError(err: unknown): QueueError {
   if (err instanceof QueueError) return err;
-  const e = (err ?? {}) as { name?: unknown; Code?: unknown; code?: unknown; message?: unknown; $fault?: unknown; $metadata?: { httpStatusCode?: number } };
+  const e = (err ?? {}) as { name?: unknown; Code?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
   const message = typeof e.message === "string" && e.message !== "" ? e.message : String(err);
-  const code = normaliseCode(e);
-  const retryable =
-    RETRYABLE_CODES.has(code) || e.$fault === "server" || (status !== undefined && (status >= 500 || status === 429));
+  const code = normaliseCode(err, e);
+  const retryable = isRetryableCode(code) || isTransientAwsError(err);
   return new QueueError(code, `SQS ${code}: ${message}`, retryable, { cause: err, statusCode: status, provider: "sqs" });
 }
 
-function normaliseCode(e: { name?: unknown; Code?: unknown; code?: unknown }): string {
+function normaliseCode(err: unknown, e: { name?: unknown; Code?: unknown }): string {
   if (e.name === "AbortError") return "QUEUE_ABORTED";
   if (e.name === "CredentialsProviderError") return "QUEUE_CREDENTIALS";
-  if (typeof e.code === "string" && NETWORK_CODES.has(e.code)) return "QUEUE_UNREACHABLE";
+  if (isTransientNetworkError(err)) return "QUEUE_UNREACHABLE";
   const name = typeof e.name === "string" ? e.name : "";
   // A typed SDK class is named for the JSON code; a generic one carries it in Code (query form) or name.
   const generic = name === "" || name === "Error" || name === "SQSServiceException" || name.startsWith(QUERY_PREFIX);
@@ -195,6 +193,11 @@ export class SqsQueue {
       this.urls.set(name, url);
     }
     return url;
+  }
+
+  /** Resolves when the queue exists and we may read it (GetQueueAttributes); throws a QueueError otherwise. */
+  async check(queueUrl: string): Promise<void> {
+    await this.attribute(queueUrl, "QueueArn");
   }
 
   /** The DLQ named by the queue's RedrivePolicy, or undefined when it has none. */
@@ -461,7 +464,7 @@ export class SqsQueue {
         const item = batch[Number(f.Id)];
         if (item === undefined) return [];
         const code = f.Code ?? "QUEUE_UNKNOWN";
-        const retry = !f.SenderFault || RETRYABLE_CODES.has(code);
+        const retry = !f.SenderFault || isRetryableCode(code);
         return [{ item, retry, failure: { id: item.callerId, code, message: f.Message ?? code, senderFault: f.SenderFault ?? false } }];
       });
     } catch (err) {

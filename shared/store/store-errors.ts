@@ -1,7 +1,5 @@
-import { StoreError } from "../errors.ts";
+import { StoreError, isTransientNetworkError } from "../errors.ts";
 
-/** Socket-level failures: the server is gone or unreachable, not the query's fault. */
-const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"]);
 /** SQLSTATEs that mean "try again later": admin/crash shutdown, cannot connect now, too many connections. */
 const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
 /** pg raises these without a code when the socket dies or the pool times out waiting for a connection. */
@@ -15,7 +13,7 @@ export function toStoreError(err: unknown, operation: string): StoreError {
   if (err instanceof StoreError) return err;
   const code = typeof (err as { code?: unknown } | null)?.code === "string" ? (err as { code: string }).code : "";
   const message = err instanceof Error ? err.message : String(err);
-  if (CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08") || (code === "" && UNAVAILABLE_MESSAGES.some((re) => re.test(message)))) {
+  if (isTransientNetworkError(err) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08") || (code === "" && UNAVAILABLE_MESSAGES.some((re) => re.test(message)))) {
     return new StoreError("STORE_UNAVAILABLE", `store unavailable during ${operation} (${code || "connection lost"})`, true, { cause: err });
   }
   // Serialization failure, deadlock: the same statement may succeed when retried.
