@@ -31,6 +31,12 @@ export interface ProcessorOptions {
   visibilityTimeoutSeconds: number;
   maxReceiveCount: number;
   jobDefaultTtlSeconds: number;
+  /**
+   * Least delay before a job whose backend failed runs again: one long poll. A receive cut when the circuit opens
+   * may still be served by SQS until its wait ends, so a job handed back sooner could be taken by it, spending a
+   * second delivery on the same outage.
+   */
+  backendRetryFloorSeconds: number;
   log: Logger;
   /** True while the provider circuit is open: held jobs are handed back without a call. */
   circuitOpen: () => boolean;
@@ -42,8 +48,6 @@ export interface ProcessorOptions {
 
 export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict";
 
-/** How long a job handed back because the circuit is open stays hidden: about one probe round. */
-const CIRCUIT_HAND_BACK_SECONDS = 10;
 
 class CircuitOpenError extends ProviderRetryableError {
   constructor() {
@@ -176,7 +180,7 @@ export class Processor {
     if (stop.aborted || err instanceof CircuitOpenError) {
       const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
       await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
-      await this.o.settlement.handBack(message, stop.aborted ? 0 : CIRCUIT_HAND_BACK_SECONDS);
+      await this.o.settlement.handBack(message, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
@@ -193,7 +197,9 @@ export class Processor {
     }
     await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: text });
     const retryAfter = err instanceof FleetError && err.retryAfterMs !== undefined ? Math.ceil(err.retryAfterMs / 1000) : 0;
-    await this.o.settlement.retryLater(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, 2 ** message.receiveCount)));
+    // Backend trouble (what the circuit counts) waits out a long poll; see backendRetryFloorSeconds.
+    const floor = err instanceof ProviderRetryableError ? this.o.backendRetryFloorSeconds : 0;
+    await this.o.settlement.retryLater(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, floor, 2 ** message.receiveCount)));
     return "retry";
   }
 

@@ -124,6 +124,7 @@ export class Worker {
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       maxReceiveCount: o.maxReceiveCount,
       jobDefaultTtlSeconds: o.jobDefaultTtlSeconds,
+      backendRetryFloorSeconds: o.waitTimeSeconds + 1,
       log: o.log,
       onProviderCall: (d) => (this.providerInFlight += d),
       onProviderResult: (ok) => (ok ? this.breaker.success() : this.breaker.failure()),
