@@ -56,8 +56,8 @@ class CircuitOpenError extends ProviderRetryableError {
 }
 
 export class Processor {
-  /** Job ids this worker is running now (claim to settle). */
-  private readonly active = new Set<string>();
+  /** Jobs this worker has in hand now (claim to settle), by id. */
+  private readonly active = new Map<string, Promise<Outcome>>();
 
   constructor(private readonly o: ProcessorOptions) {}
 
@@ -70,15 +70,14 @@ export class Processor {
     } catch (err) {
       return this.poison(message, err);
     }
-    // Taken before any await, so a duplicate arriving in the same receive (or while we claim) never runs too.
-    if (this.active.has(job.id)) {
-      await this.o.settlement.handBack(message, this.o.visibilityTimeoutSeconds);
-      return "leased";
-    }
-    this.active.add(job.id);
+    // A copy of a job in hand here (duplicate send, redelivery) waits for it to settle, then looks again — usually
+    // to find it finished and only delete this copy. The slot is taken before any await, so two never run at once.
+    for (let earlier = this.active.get(job.id); earlier !== undefined; earlier = this.active.get(job.id)) await earlier.catch(() => undefined);
+    const running = this.claimAndRun(job, held, stop, draining);
+    this.active.set(job.id, running);
     held.jobId = job.id;
     try {
-      return await this.claimAndRun(job, held, stop, draining);
+      return await running;
     } finally {
       this.active.delete(job.id);
     }
@@ -111,6 +110,7 @@ export class Processor {
     if (claim.kind === "leased") {
       // Another live worker runs this job: come back when its lease would have run out, to find it finished.
       const wait = Math.ceil((claim.expiresAt.getTime() - Date.now()) / 1000) + 1;
+      this.o.log.debug({ jobId: job.id, messageId: message.messageId, owner: claim.owner, waitSeconds: wait }, "leased by a live worker: handed back");
       await this.o.settlement.handBack(message, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
       return "leased";
     }
