@@ -111,7 +111,7 @@ export class Worker {
     });
     const cache = o.cache;
     this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records) });
-    const probe = o.probeProvider ?? ((signal: AbortSignal) => o.provider.generate({ prompt: "ping", params: { max_tokens: 1 } }, signal).then(() => true));
+    const probe = o.probeProvider ?? ((signal: AbortSignal) => o.provider.generate({ prompt: "ping", params: { max_tokens: 1 }, requestId: `circuit-probe:${this.workerId}` }, signal).then(() => true));
     this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe, log: o.log, onOpen: () => this.poller?.interrupt() });
     this.processor = new Processor({
       workerId: this.workerId,
