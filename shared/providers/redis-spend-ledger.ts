@@ -1,9 +1,10 @@
 /**
  * The fleet-wide spend ledger: one Redis key per provider and hour (`<prefix>spend:<provider>:<hour>`), raised with
  * INCRBYFLOAT and expiring two hours after its last write. The check against the ceiling and the increment run in
- * one Lua script, so two workers cannot both pass a ceiling that has room for one. Commands fail fast (no offline
- * queue): the router treats an unreachable ledger as "over the ceiling" — a Redis outage stops paid spending, never
- * lets it run unmetered.
+ * one Lua script, so two workers cannot both pass a ceiling that has room for one. A command waits at most
+ * `commandTimeoutMs`, queued while (re)connecting included (ioredis starts the timer before queueing), so the first
+ * calls after start-up wait for the connection instead of failing; the router treats an unreachable ledger as
+ * "over the ceiling" — a Redis outage stops paid spending, never lets it run unmetered.
  */
 import { Redis } from "ioredis";
 import type { SpendLedger } from "./spend-ledger.ts";
@@ -35,7 +36,6 @@ export class RedisSpendLedger implements SpendLedger {
   constructor(o: RedisSpendLedgerOptions) {
     this.prefix = o.keyPrefix ?? "fleet:";
     this.client = new Redis(o.url, {
-      enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout: o.commandTimeoutMs ?? 1_000,
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2_000),
