@@ -186,6 +186,23 @@ describe("ProviderRouter: what is not retried", () => {
     assert.equal(ollama.calls, 0);
     assert.equal(r.health().routes[0]?.consecutiveFailures, 0);
   });
+
+  test("a caller's abort while the job waits for a slot ends it with an AbortError, not a hand-back", async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ollama = new FakeProvider("ollama", async () => (await gate, completion("ollama")));
+    const r = new ProviderRouter({ routes: [{ provider: ollama, maxInFlight: 1 }] });
+    const holder = r.generate(REQ);
+    const stop = new AbortController();
+    const waiter = rejection(r.generate(REQ, stop.signal));
+    await until(() => r.health().routes[0]?.waiting === 1, "the second job to queue for the slot");
+    stop.abort(new Error("shutdown"));
+    assert.ok(isAbortError(await waiter));
+    assert.equal(r.health().routes[0]?.waiting, 0);
+    open();
+    await holder;
+    assert.equal(ollama.calls, 1);
+  });
 });
 
 describe("ProviderRouter: retry delays and the budget", () => {

@@ -105,6 +105,8 @@ export class ProviderRouter implements Provider {
       const answer = await this.tryRoute(route, req, budget, signal, walk);
       if (answer !== undefined) return { ...answer, latencyMs: this.clock.now() - startedAt, attempts: walk.attempts };
     }
+    // An abort while waiting for capacity ends the walk as a skip; it is still the caller's abort.
+    if (signal?.aborted) throw abortError(signal.reason);
     throw this.exhausted(walk);
   }
 
