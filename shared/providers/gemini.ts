@@ -359,7 +359,7 @@ function retryInMessageMs(message: string): number | undefined {
 
 /**
  * A protobuf JSON Duration ("45.837906927s", "1s", "0.5s") as whole ms, rounded UP so a retry never comes early.
- * Computed from the digits, not `seconds * 1000` (1.1 * 1000 = 1100.0000000000002 would ceil to 1101).
+ * Computed from the digits, not `seconds * 1000` (2.007 * 1000 = 2007.0000000000002 would ceil to 2008).
  */
 export function parseGoogleDuration(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
