@@ -24,6 +24,18 @@ export interface FaultOptions {
    * Independently of it, a prompt containing the marker `<nul>` always gets one.
    */
   nulAnswerRate: number;
+  // Gemini's own failures (gemini-api.ts). Optional so a FaultOptions literal written for vLLM stays valid;
+  // resolved options always carry them. Drawn from their own seeded stream, after errorRate's.
+  /** Fraction 0-1 of generateContent answered 429 RESOURCE_EXHAUSTED: per-minute QuotaFailure + RetryInfo. Default 0. */
+  geminiRateLimitRate?: number;
+  /** RetryInfo.retryDelay of those 429s, seconds, fractional (sent as "45.837906927s"). Default 45.837906927. */
+  geminiRetryDelaySeconds?: number;
+  /** Fraction 0-1 answered 429 with a per-day QuotaFailure (GenerateRequestsPerDayPerProjectPerModel). Default 0. */
+  geminiDailyQuotaRate?: number;
+  /** Fraction 0-1 of answers withheld with finishReason SAFETY (no content). Default 0. */
+  geminiSafetyRate?: number;
+  /** Fraction 0-1 of prompts refused: promptFeedback.blockReason SAFETY, no candidates. Default 0. */
+  geminiPromptBlockRate?: number;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -47,6 +59,12 @@ export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
   meanOutputTokens: number;
   /** Keep the last N generation requests (id, start, end, outcome) for GET /debug/requests; 0 = off. Default 0. */
   requestLog: number;
+  /** Model served at /v1beta/models/{model}:generateContent (Gemini's API); others get 404. Default gemini-2.5-flash. */
+  geminiModel: string;
+  /** Require this in `x-goog-api-key` on /v1beta/* (missing → 403, wrong → 400 API_KEY_INVALID, as Google answers). Default: none. */
+  geminiApiKey?: string;
+  /** Tokens a Gemini answer spends thinking first: inside maxOutputTokens, reported as thoughtsTokenCount. Default 0. */
+  geminiThinkingTokens: number;
   faults: FaultOptions;
 }
 
@@ -57,6 +75,11 @@ export const DEFAULT_FAULTS: FaultOptions = {
   stallMs: 30_000,
   engineDead: false,
   nulAnswerRate: 0,
+  geminiRateLimitRate: 0,
+  geminiRetryDelaySeconds: 45.837906927,
+  geminiDailyQuotaRate: 0,
+  geminiSafetyRate: 0,
+  geminiPromptBlockRate: 0,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -77,6 +100,8 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     earlyStopRate: 0.2,
     meanOutputTokens: 256,
     requestLog: 0,
+    geminiModel: "gemini-2.5-flash",
+    geminiThinkingTokens: 0,
     ...profile,
     ...defined,
     profile: profileName,
@@ -131,6 +156,13 @@ function checkOptions(o: SimulatorOptions): string[] {
   fraction("faults.errorRate", o.faults.errorRate);
   fraction("faults.stallRate", o.faults.stallRate);
   fraction("faults.nulAnswerRate", o.faults.nulAnswerRate);
+  need(/^[a-zA-Z0-9._-]+$/.test(o.geminiModel), "geminiModel: must be one path segment of letters, digits, '.', '_' or '-'");
+  intAtLeast("geminiThinkingTokens", 0);
+  fraction("faults.geminiRateLimitRate", o.faults.geminiRateLimitRate ?? 0);
+  fraction("faults.geminiDailyQuotaRate", o.faults.geminiDailyQuotaRate ?? 0);
+  fraction("faults.geminiSafetyRate", o.faults.geminiSafetyRate ?? 0);
+  fraction("faults.geminiPromptBlockRate", o.faults.geminiPromptBlockRate ?? 0);
+  nonNegative("faults.geminiRetryDelaySeconds", o.faults.geminiRetryDelaySeconds ?? 0);
   nonNegative("faults.stallMs", o.faults.stallMs);
   need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
   for (const kind of o.faults.errorKinds) {
@@ -171,11 +203,19 @@ const SPECS: OptionSpec[] = [
   { flag: "early-stop-rate", key: "earlyStopRate", kind: "number", help: "fraction of requests stopping before max_tokens (default 0.2)" },
   { flag: "mean-output-tokens", key: "meanOutputTokens", kind: "int", help: "mean output length without max_tokens (default 256)" },
   { flag: "request-log", key: "requestLog", kind: "int", help: "keep the last N generation requests for GET /debug/requests; 0 = off (default 0)" },
+  { flag: "gemini-model", key: "geminiModel", kind: "string", help: "model served by the Gemini API at /v1beta (default gemini-2.5-flash)" },
+  { flag: "gemini-api-key", key: "geminiApiKey", kind: "string", help: "require this x-goog-api-key on /v1beta/* (default none)" },
+  { flag: "gemini-thinking-tokens", key: "geminiThinkingTokens", kind: "int", help: "thinking tokens per Gemini answer, inside maxOutputTokens (default 0)" },
   { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
   { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
   { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
   { flag: "stall-ms", key: "stallMs", kind: "number", fault: true, help: "how long a stalled response is held, wall ms (default 30000)" },
   { flag: "nul-answer-rate", key: "nulAnswerRate", kind: "number", fault: true, help: "fraction 0-1 of answers containing U+0000; a prompt with <nul> always gets one (default 0)" },
+  { flag: "gemini-rate-limit-rate", key: "geminiRateLimitRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini calls answered 429 with RetryInfo (default 0)" },
+  { flag: "gemini-retry-delay-seconds", key: "geminiRetryDelaySeconds", kind: "number", fault: true, help: "RetryInfo.retryDelay of those 429s, fractional seconds (default 45.837906927)" },
+  { flag: "gemini-daily-quota-rate", key: "geminiDailyQuotaRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini calls answered 429 with a per-day QuotaFailure (default 0)" },
+  { flag: "gemini-safety-rate", key: "geminiSafetyRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini answers withheld, finishReason SAFETY (default 0)" },
+  { flag: "gemini-prompt-block-rate", key: "geminiPromptBlockRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini prompts blocked, promptFeedback.blockReason SAFETY (default 0)" },
   { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
 ];
 
@@ -183,7 +223,7 @@ const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replac
 
 export function simulatorHelp(): string {
   const lines = SPECS.map((s) => `  --${s.flag.padEnd(26)} ${envName(s).padEnd(36)} ${s.help}`);
-  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
+  return ["vLLM simulator: OpenAI-compatible API (and Gemini's generateContent), vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
 }
 
 /** Options from argv (without node and script) and env. Throws ConfigError naming every bad flag or variable. */
