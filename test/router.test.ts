@@ -162,6 +162,20 @@ describe("ProviderRouter: what is not retried", () => {
     assert.equal(r.health().routes[0]?.consecutiveFailures, 0);
   });
 
+  test("a provider's own refusal (daily quota spent, bad key) moves the job on and counts against that provider", async () => {
+    const quota = new ProviderTerminalError("PROVIDER_QUOTA_EXHAUSTED", "GenerateRequestsPerDay exhausted");
+    const gemini = new FakeProvider("gemini", () => quota);
+    const vllm = new FakeProvider("vllm");
+    const { r } = router([route(gemini), route(vllm)]);
+    const answer = await r.generate(REQ);
+    assert.equal(answer.provider, "vllm");
+    assert.equal(gemini.calls, 1, "not retried on the provider that refused");
+    assert.equal(r.health().routes[0]?.consecutiveFailures, 1);
+    const alone = router([route(new FakeProvider("gemini", () => quota))]).r;
+    const err = await rejection(alone.generate(REQ));
+    assert.equal((err as { retryable?: boolean }).retryable, true, "alone, the job goes back to the queue rather than failing");
+  });
+
   test("a content block (countsAgainstProvider === false) ends the job even though it is flagged retryable", async () => {
     const blocked = Object.assign(new ProviderRetryableError("PROVIDER_UNAVAILABLE", "blocked by safety filters"), { countsAgainstProvider: false });
     const gemini = new FakeProvider("gemini", () => blocked);

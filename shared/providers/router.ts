@@ -7,7 +7,8 @@
  *   delay (Retry-After, Gemini retryDelay), while its breaker is closed, its attempts last and the wait fits the
  *   budget; a requested delay over `retryAfterCapMs` moves on at once;
  * - a failure that is the content's fault (terminal, or flagged `countsAgainstProvider === false`) ends the job:
- *   no other provider is tried, no breaker counts it;
+ *   no other provider is tried, no breaker counts it; a provider's own refusal (daily quota spent, key refused)
+ *   counts against it and moves the job on;
  * - when the chain runs out the job goes back to the queue as retryable: PROVIDER_CIRCUIT_OPEN when every provider
  *   turned it away unasked, else the last failure.
  * The worker pauses intake only while every provider is unavailable (`allOpen`, `waitAnyAvailable`, `onAllOpen`).
@@ -132,6 +133,7 @@ export class ProviderRouter implements Provider {
         if (cancelled) throw isAbortError(err) ? err : abortError(signal?.reason);
         if (!providersFault) throw err;
         walk.lastError = err;
+        if (isProviderRefusal(err)) return undefined; // asking again cannot help: the next provider
         const wait = this.retryDelayMs(err, attempt);
         if (wait === undefined || !budget.fits(wait) || route.breaker.state !== "closed") return undefined;
         await this.clock.sleep(wait, signal);
@@ -212,7 +214,14 @@ export class ProviderRouter implements Provider {
  * provider as the content's fault (a Gemini safety block sets `countsAgainstProvider: false`).
  */
 export function countsAgainstProvider(err: unknown): boolean {
-  return isRetryable(err) && (err as { countsAgainstProvider?: unknown } | null)?.countsAgainstProvider !== false;
+  return (isRetryable(err) || isProviderRefusal(err)) && (err as { countsAgainstProvider?: unknown } | null)?.countsAgainstProvider !== false;
+}
+
+/** Terminal for this provider, not for the job: its quota for today is spent, or it refuses our key. */
+const PROVIDER_REFUSALS = new Set(["PROVIDER_QUOTA_EXHAUSTED", "PROVIDER_AUTH"]);
+
+function isProviderRefusal(err: unknown): boolean {
+  return PROVIDER_REFUSALS.has(errorCode(err));
 }
 
 function checkOptions(o: ProviderRouterOptions): void {
