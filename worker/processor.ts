@@ -131,6 +131,9 @@ export class Processor {
         completionTokens: completion.completionTokens,
         provider: completion.provider,
         model: completion.model,
+        costUsd: completion.costUsd,
+        latencyMs: completion.latencyMs,
+        providerAttempts: completion.attempts,
       });
       if (outcome === "lost_lease") {
         // Our lease ran out (e.g. during a store outage) and another worker holds the job now: its outcome
@@ -331,6 +334,9 @@ function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: D
     createdAt: new Date(job.created_at),
     startedAt,
     finishedAt: new Date(),
+    costUsd: c.costUsd,
+    latencyMs: c.latencyMs,
+    providerAttempts: c.attempts,
   };
 }
 
