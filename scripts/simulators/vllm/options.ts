@@ -24,6 +24,11 @@ export interface FaultOptions {
    * Independently of it, a prompt containing the marker `<nul>` always gets one.
    */
   nulAnswerRate: number;
+  /**
+   * Fraction 0-1 of streamed Ollama generations cut halfway by an `{"error"}` line (HTTP 200 already sent). Default 0.
+   * Optional so fault sets written before the Ollama API existed still type-check; resolved options always have it.
+   */
+  ollamaStreamErrorRate?: number;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -47,6 +52,10 @@ export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
   meanOutputTokens: number;
   /** Keep the last N generation requests (id, start, end, outcome) for GET /debug/requests; 0 = off. Default 0. */
   requestLog: number;
+  /** The tag the Ollama API (/api/*) serves and lists in /api/tags. Default llama3.1:8b. */
+  ollamaModel: string;
+  /** Ollama's OLLAMA_MAX_QUEUE: waiting requests beyond which /api/chat and /api/generate answer 503. Default 512. */
+  ollamaMaxQueue: number;
   faults: FaultOptions;
 }
 
@@ -57,6 +66,7 @@ export const DEFAULT_FAULTS: FaultOptions = {
   stallMs: 30_000,
   engineDead: false,
   nulAnswerRate: 0,
+  ollamaStreamErrorRate: 0,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -77,6 +87,8 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     earlyStopRate: 0.2,
     meanOutputTokens: 256,
     requestLog: 0,
+    ollamaModel: "llama3.1:8b",
+    ollamaMaxQueue: 512,
     ...profile,
     ...defined,
     profile: profileName,
@@ -119,6 +131,8 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("seed", 0);
   intAtLeast("meanOutputTokens", 1);
   intAtLeast("requestLog", 0);
+  intAtLeast("ollamaMaxQueue", 0);
+  need(o.ollamaModel.length > 0, "ollamaModel: must not be empty");
   need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
   nonNegative("stepFixedMs", o.stepFixedMs);
   nonNegative("stepPerSeqMs", o.stepPerSeqMs);
@@ -131,6 +145,7 @@ function checkOptions(o: SimulatorOptions): string[] {
   fraction("faults.errorRate", o.faults.errorRate);
   fraction("faults.stallRate", o.faults.stallRate);
   fraction("faults.nulAnswerRate", o.faults.nulAnswerRate);
+  fraction("faults.ollamaStreamErrorRate", o.faults.ollamaStreamErrorRate ?? 0);
   nonNegative("faults.stallMs", o.faults.stallMs);
   need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
   for (const kind of o.faults.errorKinds) {
@@ -171,11 +186,14 @@ const SPECS: OptionSpec[] = [
   { flag: "early-stop-rate", key: "earlyStopRate", kind: "number", help: "fraction of requests stopping before max_tokens (default 0.2)" },
   { flag: "mean-output-tokens", key: "meanOutputTokens", kind: "int", help: "mean output length without max_tokens (default 256)" },
   { flag: "request-log", key: "requestLog", kind: "int", help: "keep the last N generation requests for GET /debug/requests; 0 = off (default 0)" },
+  { flag: "ollama-model", key: "ollamaModel", kind: "string", help: "tag served by the Ollama API /api/* (default llama3.1:8b)" },
+  { flag: "ollama-max-queue", key: "ollamaMaxQueue", kind: "int", help: "OLLAMA_MAX_QUEUE: waiting requests beyond which /api/* answers 503 (default 512)" },
   { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
   { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
   { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
   { flag: "stall-ms", key: "stallMs", kind: "number", fault: true, help: "how long a stalled response is held, wall ms (default 30000)" },
   { flag: "nul-answer-rate", key: "nulAnswerRate", kind: "number", fault: true, help: "fraction 0-1 of answers containing U+0000; a prompt with <nul> always gets one (default 0)" },
+  { flag: "ollama-stream-error-rate", key: "ollamaStreamErrorRate", kind: "number", fault: true, help: "fraction 0-1 of streamed Ollama answers cut by an {\"error\"} line (default 0)" },
   { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
 ];
 
@@ -183,7 +201,7 @@ const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replac
 
 export function simulatorHelp(): string {
   const lines = SPECS.map((s) => `  --${s.flag.padEnd(26)} ${envName(s).padEnd(36)} ${s.help}`);
-  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
+  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU; Ollama's native /api/* on the same engine.", "", "  flag                         env", ...lines, "  --help"].join("\n");
 }
 
 /** Options from argv (without node and script) and env. Throws ConfigError naming every bad flag or variable. */

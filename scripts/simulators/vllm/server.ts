@@ -1,5 +1,6 @@
 /**
  * The programmatic entry: start a simulated vLLM server (tests, demo, benchmark, fault suite) and stop it cleanly.
+ * The same server answers Ollama's native API under /api/ (ollama-api.ts); start it on port 11434 to stand in for one.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,6 +9,7 @@ import { FaultInjector } from "./faults.ts";
 import { OutputGenerator } from "./generator.ts";
 import { RequestHandler } from "./handler.ts";
 import { SimulatorMetrics } from "./metrics.ts";
+import { OllamaApi } from "./ollama-api.ts";
 import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
 import { RequestLog, type RequestLogSnapshot } from "./request-log.ts";
 import type { GenerationRequest } from "./requests.ts";
@@ -47,7 +49,9 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   const generator = new OutputGenerator(resolved.seed, resolved.earlyStopRate, resolved.meanOutputTokens);
   const requestLog = new RequestLog(resolved.requestLog);
   const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics, requestLog });
-  const server = createServer({ noDelay: true, keepAlive: true }, handler.listener);
+  // Ollama's native API (/api/*) on the same engine: one process serves both protocols.
+  const ollama = new OllamaApi({ options: resolved, engine, generator, faults, requestLog });
+  const server = createServer({ noDelay: true, keepAlive: true }, (req, res) => (ollama.handles(req.url) ? ollama.listener : handler.listener)(req, res));
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -80,6 +84,7 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
       closing ??= new Promise<void>((resolve, reject) => {
         engine.close();
         handler.close();
+        ollama.close();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       });
