@@ -36,6 +36,11 @@ export interface FaultOptions {
   geminiSafetyRate?: number;
   /** Fraction 0-1 of prompts refused: promptFeedback.blockReason SAFETY, no candidates. Default 0. */
   geminiPromptBlockRate?: number;
+  /**
+   * Fraction 0-1 of streamed Ollama generations cut halfway by an `{"error"}` line (HTTP 200 already sent). Default 0.
+   * Optional so fault sets written before the Ollama API existed still type-check; resolved options always have it.
+   */
+  ollamaStreamErrorRate?: number;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -65,6 +70,10 @@ export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
   geminiApiKey?: string;
   /** Tokens a Gemini answer spends thinking first: inside maxOutputTokens, reported as thoughtsTokenCount. Default 0. */
   geminiThinkingTokens: number;
+  /** The tag the Ollama API (/api/*) serves and lists in /api/tags. Default llama3.1:8b. */
+  ollamaModel: string;
+  /** Ollama's OLLAMA_MAX_QUEUE: waiting requests beyond which /api/chat and /api/generate answer 503. Default 512. */
+  ollamaMaxQueue: number;
   faults: FaultOptions;
 }
 
@@ -80,6 +89,7 @@ export const DEFAULT_FAULTS: FaultOptions = {
   geminiDailyQuotaRate: 0,
   geminiSafetyRate: 0,
   geminiPromptBlockRate: 0,
+  ollamaStreamErrorRate: 0,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -102,6 +112,8 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     requestLog: 0,
     geminiModel: "gemini-2.5-flash",
     geminiThinkingTokens: 0,
+    ollamaModel: "llama3.1:8b",
+    ollamaMaxQueue: 512,
     ...profile,
     ...defined,
     profile: profileName,
@@ -144,6 +156,8 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("seed", 0);
   intAtLeast("meanOutputTokens", 1);
   intAtLeast("requestLog", 0);
+  intAtLeast("ollamaMaxQueue", 0);
+  need(o.ollamaModel.length > 0, "ollamaModel: must not be empty");
   need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
   nonNegative("stepFixedMs", o.stepFixedMs);
   nonNegative("stepPerSeqMs", o.stepPerSeqMs);
@@ -163,6 +177,7 @@ function checkOptions(o: SimulatorOptions): string[] {
   fraction("faults.geminiSafetyRate", o.faults.geminiSafetyRate ?? 0);
   fraction("faults.geminiPromptBlockRate", o.faults.geminiPromptBlockRate ?? 0);
   nonNegative("faults.geminiRetryDelaySeconds", o.faults.geminiRetryDelaySeconds ?? 0);
+  fraction("faults.ollamaStreamErrorRate", o.faults.ollamaStreamErrorRate ?? 0);
   nonNegative("faults.stallMs", o.faults.stallMs);
   need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
   for (const kind of o.faults.errorKinds) {
@@ -206,6 +221,8 @@ const SPECS: OptionSpec[] = [
   { flag: "gemini-model", key: "geminiModel", kind: "string", help: "model served by the Gemini API at /v1beta (default gemini-2.5-flash)" },
   { flag: "gemini-api-key", key: "geminiApiKey", kind: "string", help: "require this x-goog-api-key on /v1beta/* (default none)" },
   { flag: "gemini-thinking-tokens", key: "geminiThinkingTokens", kind: "int", help: "thinking tokens per Gemini answer, inside maxOutputTokens (default 0)" },
+  { flag: "ollama-model", key: "ollamaModel", kind: "string", help: "tag served by the Ollama API /api/* (default llama3.1:8b)" },
+  { flag: "ollama-max-queue", key: "ollamaMaxQueue", kind: "int", help: "OLLAMA_MAX_QUEUE: waiting requests beyond which /api/* answers 503 (default 512)" },
   { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
   { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
   { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
@@ -216,6 +233,7 @@ const SPECS: OptionSpec[] = [
   { flag: "gemini-daily-quota-rate", key: "geminiDailyQuotaRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini calls answered 429 with a per-day QuotaFailure (default 0)" },
   { flag: "gemini-safety-rate", key: "geminiSafetyRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini answers withheld, finishReason SAFETY (default 0)" },
   { flag: "gemini-prompt-block-rate", key: "geminiPromptBlockRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini prompts blocked, promptFeedback.blockReason SAFETY (default 0)" },
+  { flag: "ollama-stream-error-rate", key: "ollamaStreamErrorRate", kind: "number", fault: true, help: "fraction 0-1 of streamed Ollama answers cut by an {\"error\"} line (default 0)" },
   { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
 ];
 
@@ -223,7 +241,7 @@ const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replac
 
 export function simulatorHelp(): string {
   const lines = SPECS.map((s) => `  --${s.flag.padEnd(26)} ${envName(s).padEnd(36)} ${s.help}`);
-  return ["vLLM simulator: OpenAI-compatible API (and Gemini's generateContent), vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
+  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU; Gemini's generateContent and Ollama's native /api/* on the same engine.", "", "  flag                         env", ...lines, "  --help"].join("\n");
 }
 
 /** Options from argv (without node and script) and env. Throws ConfigError naming every bad flag or variable. */

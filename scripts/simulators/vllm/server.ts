@@ -1,5 +1,6 @@
 /**
  * The programmatic entry: start a simulated vLLM server (tests, demo, benchmark, fault suite) and stop it cleanly.
+ * The same server answers Ollama's native API under /api/ (ollama-api.ts); start it on port 11434 to stand in for one.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,6 +10,7 @@ import { GeminiApi, type GeminiReceived } from "./gemini-api.ts";
 import { OutputGenerator } from "./generator.ts";
 import { RequestHandler } from "./handler.ts";
 import { SimulatorMetrics } from "./metrics.ts";
+import { OllamaApi } from "./ollama-api.ts";
 import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
 import { RequestLog, type RequestLogSnapshot } from "./request-log.ts";
 import type { GenerationRequest } from "./requests.ts";
@@ -51,9 +53,13 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   const generator = new OutputGenerator(resolved.seed, resolved.earlyStopRate, resolved.meanOutputTokens);
   const requestLog = new RequestLog(resolved.requestLog);
   const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics, requestLog });
-  // Google's Gemini API (/v1beta/*) on the same engine; a real host: https://generativelanguage.googleapis.com
+  // Google's Gemini API (/v1beta/*) and Ollama's native API (/api/*) on the same engine: one process, three protocols.
   const gemini = new GeminiApi({ options: resolved, engine, generator, faults });
-  const server = createServer({ noDelay: true, keepAlive: true }, (req, res) => (gemini.handles(req) ? gemini.listener(req, res) : handler.listener(req, res)));
+  const ollama = new OllamaApi({ options: resolved, engine, generator, faults, requestLog });
+  const server = createServer({ noDelay: true, keepAlive: true }, (req, res) => {
+    if (gemini.handles(req)) return gemini.listener(req, res);
+    return (ollama.handles(req.url) ? ollama.listener : handler.listener)(req, res);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -88,6 +94,7 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
         engine.close();
         handler.close();
         gemini.close();
+        ollama.close();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       });
