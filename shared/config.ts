@@ -12,6 +12,21 @@ const bool = z
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const url = z.url();
 const list = z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+/** The providers a chain can name, in the default fallback order. */
+export const PROVIDER_NAMES = ["vllm", "ollama", "gemini"] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** A JSON object of strings, or a zod issue (never echoing the value). */
+function jsonStringMap(text: string, ctx: z.RefinementCtx): Record<string, string> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string")) return v as Record<string, string>;
+  } catch {
+    // reported below
+  }
+  ctx.addIssue({ code: "custom", message: "must be a JSON object of strings" });
+  return z.NEVER;
+}
 const intList = (min: number, max: number) => list.transform((parts) => parts.map(Number)).pipe(z.array(z.number().int().min(min).max(max)));
 
 /** Defaults shared with terraform/ — keep in step with terraform/variables.tf. */
@@ -64,6 +79,39 @@ export const envSchema = z
     VLLM_MAX_NUM_SEQS: int(1, 100_000).default(1024),
     /** Per-request provider timeout. */
     PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+    /** The fallback chain, in order; a provider without its settings (OLLAMA_URL, GEMINI_API_KEY) is left out. */
+    PROVIDER_CHAIN: list.pipe(z.array(z.enum(PROVIDER_NAMES)).min(1)).default([...PROVIDER_NAMES]),
+    /** Ollama's native API, e.g. http://127.0.0.1:11434. Unset: no Ollama in the chain. */
+    OLLAMA_URL: url.optional(),
+    /** The Ollama tag jobs run on; a job's own model is mapped through OLLAMA_MODEL_MAP first. */
+    OLLAMA_MODEL: z.string().min(1).default("llama3.1:8b"),
+    /** JSON object: job model id → Ollama tag, e.g. {"meta-llama/Llama-3.1-8B-Instruct":"llama3.1:8b"}. */
+    OLLAMA_MODEL_MAP: z.string().transform(jsonStringMap).optional(),
+    /** How long Ollama keeps the model loaded after a request (duration like 30m; -1 keeps it). */
+    OLLAMA_KEEP_ALIVE: z.string().min(1).default("30m"),
+    /** Calls in flight to Ollama from one worker (a box serves a few at a time). */
+    OLLAMA_MAX_IN_FLIGHT: int(1, 10_000).default(4),
+    /** Google Gemini REST API root. */
+    GEMINI_URL: url.default("https://generativelanguage.googleapis.com"),
+    /** Gemini API key (or a Secrets Manager ARN). Unset: no Gemini in the chain. */
+    GEMINI_API_KEY: z.string().min(1).optional(),
+    GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
+    /** Calls in flight to Gemini from one worker. */
+    GEMINI_MAX_IN_FLIGHT: int(1, 10_000).default(16),
+    /** Per-worker request and token rates for Gemini (its quotas are per minute); unset: no limit here. */
+    GEMINI_REQUESTS_PER_MINUTE: int(1, 1_000_000).optional(),
+    GEMINI_TOKENS_PER_MINUTE: int(1, 1_000_000_000).optional(),
+    /** USD Gemini may cost per clock hour, fleet-wide through Redis (per worker without it). Unset: no ceiling. */
+    GEMINI_SPEND_CEILING_USD_PER_HOUR: z.coerce.number().positive().optional(),
+    /** Consecutive retryable failures that open one provider's circuit, and how long it rests before one probe. */
+    PROVIDER_BREAKER_THRESHOLD: int(1, 1000).default(3),
+    PROVIDER_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(60_000),
+    /** Longest one job spends in the router waiting and retrying before it goes back to the queue. */
+    ROUTER_BUDGET_MS: int(100, 3_600_000).default(30_000),
+    /** A provider asking to wait longer than this (Retry-After, Gemini retryDelay) is skipped for the next one. */
+    ROUTER_RETRY_AFTER_CAP_MS: int(0, 3_600_000).default(60_000),
+    /** Where jobs with risk "high" start (e.g. gemini). Unset: the primary. */
+    ROUTER_ACCURATE_PROVIDER: z.enum(PROVIDER_NAMES).optional(),
     // --- worker ----------------------------------------------------------------------------------------
     /** Jobs in flight per worker. Unset: the backend's max-num-seqs (vLLM default 1024 on an H100). */
     WORKER_CONCURRENCY: int(1, 10_000).optional(),
@@ -134,6 +182,16 @@ export interface Config {
   };
   store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
   vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
+  providers: {
+    chain: ProviderName[];
+    ollama?: { url: string; model: string; modelMap?: Record<string, string>; keepAlive: string; maxInFlight: number };
+    gemini?: { url: string; apiKey: string; model: string; maxInFlight: number; requestsPerMinute?: number; tokensPerMinute?: number; spendCeilingUsdPerHour?: number };
+    breakerThreshold: number;
+    breakerCoolDownMs: number;
+    budgetMs: number;
+    retryAfterCapMs: number;
+    accurate?: ProviderName;
+  };
   worker: {
     concurrency?: number;
     receiveBatchSize: number;
@@ -173,6 +231,27 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     },
     store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
     vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
+    providers: {
+      chain: [...new Set(e.PROVIDER_CHAIN)],
+      ollama: e.OLLAMA_URL === undefined ? undefined : { url: e.OLLAMA_URL, model: e.OLLAMA_MODEL, modelMap: e.OLLAMA_MODEL_MAP, keepAlive: e.OLLAMA_KEEP_ALIVE, maxInFlight: e.OLLAMA_MAX_IN_FLIGHT },
+      gemini:
+        e.GEMINI_API_KEY === undefined
+          ? undefined
+          : {
+              url: e.GEMINI_URL,
+              apiKey: e.GEMINI_API_KEY,
+              model: e.GEMINI_MODEL,
+              maxInFlight: e.GEMINI_MAX_IN_FLIGHT,
+              requestsPerMinute: e.GEMINI_REQUESTS_PER_MINUTE,
+              tokensPerMinute: e.GEMINI_TOKENS_PER_MINUTE,
+              spendCeilingUsdPerHour: e.GEMINI_SPEND_CEILING_USD_PER_HOUR,
+            },
+      breakerThreshold: e.PROVIDER_BREAKER_THRESHOLD,
+      breakerCoolDownMs: e.PROVIDER_BREAKER_COOLDOWN_MS,
+      budgetMs: e.ROUTER_BUDGET_MS,
+      retryAfterCapMs: e.ROUTER_RETRY_AFTER_CAP_MS,
+      accurate: e.ROUTER_ACCURATE_PROVIDER,
+    },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       receiveBatchSize: e.RECEIVE_BATCH_SIZE,

@@ -5,13 +5,13 @@
 import { loadConfig, type Config } from "../shared/config.ts";
 import { ConfigError, coerceError, errorCode } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { VllmClient } from "../shared/providers/vllm.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
+import { buildProviderChain } from "./provider-chain.ts";
 import { Worker } from "./worker.ts";
 import { AwsAutoScaling } from "./auto-scaling.ts";
 import { ScaleInCoordinator } from "./scale-in.ts";
@@ -102,16 +102,17 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     if (!(await cache.ready())) log.warn("Redis not reachable at start; results go to Postgres only until it is");
   }
   const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
-  // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
-  const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
-  closers.push(() => provider.close());
+  const chain = buildProviderChain(config, concurrency);
+  closers.push(() => chain.close());
+  log.info({ chain: chain.routes.map((r) => r.name ?? r.provider.name) }, "provider chain");
   return new Worker({
     queue,
     queueUrls,
     store: new JobStore(pool),
     cache,
-    provider,
-    readGauges: config.worker.adaptiveConcurrency ? (signal) => provider.metrics(signal) : undefined,
+    routes: chain.routes,
+    router: chain.router,
+    readGauges: config.worker.adaptiveConcurrency ? (signal) => chain.vllm.metrics(signal) : undefined,
     concurrency,
     receiveBatchSize: config.worker.receiveBatchSize,
     receiveParallelism: config.worker.receiveParallelism,
