@@ -59,6 +59,7 @@ test("fault suite (400 jobs, 5 kills, outages, poison, special jobs, drain): eve
     stdout,
   );
   assert.ok(s.nul_prompts! > 0 && s.nul_answers! > 0 && s.crash_jobs! > 0 && s.tenant_conflicts! > 0 && s.double_sent! > 0, "every special kind ran");
-  assert.ok(s.provider_calls_per_job! >= 1, "each job reached the provider");
+  // Jobs that crash their worker die before their call, so count against the jobs that succeeded, each served once.
+  assert.ok(s.provider_calls_per_job! * s.valid! >= s.succeeded! - 0.5, "each succeeded job reached the provider");
   assert.equal(code, 0);
 });
