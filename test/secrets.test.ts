@@ -4,11 +4,19 @@
  * failure (rate-limited), clear errors, and no secret value in any log line or error.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
+import pg from "pg";
 import { pino, type Logger } from "pino";
+import { embeddedBlocker, resolveDatabase } from "../scripts/local/database.ts";
 import { startSecretsManager, type LocalSecretsManager } from "../scripts/local/secrets-manager.ts";
+import { loadConfig } from "../shared/config.ts";
+import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { SecretError, SecretResolver, parseSecretRef, type SecretResolverOptions, type SecretValue } from "../shared/secrets.ts";
-import { uniqueName, until } from "./support/env.ts";
+import { PG_URL, queueFixture, stopEmulator, storeFixture, uniqueName, until } from "./support/env.ts";
 
 let sm: LocalSecretsManager;
 const resolvers: SecretResolver[] = [];
@@ -19,6 +27,7 @@ before(async () => {
 after(async () => {
   for (const r of resolvers) r.close();
   await sm.close();
+  await stopEmulator();
 });
 
 /** A pino logger whose lines are kept, at trace level so every line the resolver could write is seen. */
@@ -231,4 +240,138 @@ test("no secret value appears in any log line, error message or stack", async ()
   assert.equal(errors.length, 2);
   const seen = [...lines, ...errors.flatMap((e) => [e.message, String(e.stack), JSON.stringify(e)])].join("\n");
   for (const value of values) assert.ok(!seen.includes(value), `${value} leaked:\n${seen}`);
+});
+
+test("config: secrets refresh every 5 minutes by default; a password in both DATABASE_URL and DATABASE_PASSWORD is refused without echoing either", () => {
+  const c = loadConfig({ DATABASE_PASSWORD: "arn:aws:secretsmanager:us-east-1:123456789012:secret:db#password", GEMINI_API_KEY: "g" });
+  assert.deepEqual(c.secrets, { endpoint: undefined, refreshIntervalMs: 300_000 });
+  assert.equal(c.store.password, "arn:aws:secretsmanager:us-east-1:123456789012:secret:db#password");
+  assert.equal(c.gemini.apiKey, "g");
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: "postgres://fleet:url-pw-value@db:5432/fleet", DATABASE_PASSWORD: "other-pw-value" }),
+    (err: Error) => /DATABASE_PASSWORD/.test(err.message) && !/pw-value/.test(err.message),
+  );
+});
+
+// The test server trusts every local connection, so a password is only checked by an embedded server (password auth).
+const blocked = embeddedBlocker(tmpdir());
+
+test("a rotated database password reaches the pool's next connection after a refresh", { skip: blocked }, async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "fleet-secrets-db-"));
+  /** Nothing listens on port 1: forces the embedded server even though the local test server is up. */
+  const db = await resolveDatabase({ dataDir, localUrl: "postgres://postgres@127.0.0.1:1/test", log: () => undefined });
+  const admin = new pg.Client({ connectionString: db.url });
+  let pool: pg.Pool | undefined;
+  try {
+    await admin.connect();
+    const role = uniqueName("rot");
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw-first'`);
+    const name = secretName();
+    const arn = sm.put(name, JSON.stringify({ username: role, password: "pw-first" }));
+    let clock = 0;
+    const s = await resolver({ minRefreshSpacingMs: 1, now: () => clock }).resolveAll({ DATABASE_PASSWORD: `${arn}#password` });
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = "";
+    const password = s.DATABASE_PASSWORD!;
+    pool = await createPool({ url: url.toString(), poolSize: 4, password: () => password.current() });
+    const held = await pool.connect();
+    try {
+      assert.equal((await held.query("SELECT current_user AS u")).rows[0].u, role);
+      // Rotation (what a Secrets Manager rotation Lambda does): the database first, then the secret.
+      await admin.query(`ALTER ROLE ${role} PASSWORD 'pw-second'`);
+      sm.put(name, JSON.stringify({ username: role, password: "pw-second" }));
+      // `held` keeps its connection, so every query below opens a new one.
+      await assert.rejects(pool.query("SELECT 1"), (err: Error & { code?: string }) => err.code === "28P01", "the old password is refused");
+      clock = 10;
+      assert.equal(await s.DATABASE_PASSWORD!.refresh(), true);
+      assert.equal((await pool.query("SELECT current_user AS u")).rows[0].u, role, "a new connection uses the rotated password");
+      assert.equal((await held.query("SELECT 1 AS one")).rows[0].one, 1, "an open connection is not disturbed");
+    } finally {
+      held.release();
+    }
+  } finally {
+    await pool?.end();
+    await admin.end().catch(() => undefined);
+    await db.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+const WORKER_MAIN = new URL("../worker/main.ts", import.meta.url).pathname;
+
+/** worker/main.ts until it says ready (then SIGTERM) or exits; killed after 60 s so a hang fails the test. */
+function runWorker(env: Record<string, string>): Promise<{ ready: boolean; code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "1", ...env },
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  let stderr = "";
+  let ready = false;
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  child.on("message", (m: { type?: string }) => {
+    if (m.type !== "ready") return;
+    ready = true;
+    child.kill("SIGTERM");
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return new Promise((resolve) =>
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ ready, code, stderr });
+    }),
+  );
+}
+
+test("the worker resolves DATABASE_PASSWORD and VLLM_API_KEY ARNs at start, one call each, and never prints them", async () => {
+  const q = await queueFixture();
+  const s = await storeFixture();
+  try {
+    const dbName = secretName();
+    const keyName = secretName();
+    const dbArn = sm.put(dbName, JSON.stringify({ password: "db-pw-never-printed" }));
+    const keyArn = sm.put(keyName, "vllm-key-never-printed");
+    const { ready, code, stderr } = await runWorker({
+      SQS_ENDPOINT: q.endpoint,
+      QUEUE_URLS: q.queueUrl,
+      SECRETS_ENDPOINT: sm.endpoint,
+      // The test server trusts local connections: this shows the password path is wired, not that it is checked.
+      DATABASE_URL: schemaScopedUrl(PG_URL, s.schema),
+      DATABASE_PASSWORD: `${dbArn}#password`,
+      VLLM_API_KEY: keyArn,
+      ADAPTIVE_CONCURRENCY: "false",
+      LOG_LEVEL: "trace",
+    });
+    assert.ok(ready, stderr);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual([sm.calls(dbName), sm.calls(keyName)], [1, 1]);
+    assert.doesNotMatch(stderr, /never-printed/);
+  } finally {
+    q.queue.close();
+    await s.close();
+  }
+});
+
+test("the worker does not start on a secret it cannot read: the error names the secret and AWS's code", async () => {
+  const q = await queueFixture();
+  try {
+    const missing = secretName();
+    const keyArn = sm.put(secretName(), "vllm-key-never-printed");
+    const { ready, code, stderr } = await runWorker({
+      SQS_ENDPOINT: q.endpoint,
+      QUEUE_URLS: q.queueUrl,
+      SECRETS_ENDPOINT: sm.endpoint,
+      DATABASE_URL: PG_URL,
+      DATABASE_PASSWORD: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${missing}#password`,
+      VLLM_API_KEY: keyArn,
+      ADAPTIVE_CONCURRENCY: "false",
+      LOG_LEVEL: "trace",
+    });
+    assert.equal(ready, false);
+    assert.notEqual(code, 0);
+    assert.match(stderr, new RegExp(`secret ${missing}: ResourceNotFoundException`));
+    assert.doesNotMatch(stderr, /never-printed/);
+  } finally {
+    q.queue.close();
+  }
 });
