@@ -65,6 +65,11 @@ export const envSchema = z
     // --- store -----------------------------------------------------------------------------------------
     /** Postgres URL. Unset: 127.0.0.1:5432/test when reachable, else embedded Postgres (demo only). */
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+    /**
+     * Postgres password, a value or a Secrets Manager ARN (shared/secrets.ts; `#password` for an RDS-managed JSON
+     * secret). Read for each new connection, so a rotation needs no restart. Unset: DATABASE_URL's own password.
+     */
+    DATABASE_PASSWORD: z.string().min(1).optional(),
     DATABASE_POOL_SIZE: int(1, 200).default(10),
     /** Redis URL for the hot path. Unset or unreachable: results go to Postgres only. */
     REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").optional(),
@@ -74,7 +79,10 @@ export const envSchema = z
     // --- provider ----------------------------------------------------------------------------------------
     VLLM_URL: url.default("http://127.0.0.1:8000"),
     VLLM_MODEL: z.string().min(1).default("meta-llama/Llama-3.1-8B-Instruct"),
+    /** A value or a Secrets Manager ARN (shared/secrets.ts). */
     VLLM_API_KEY: z.string().min(1).optional(),
+    /** A value or a Secrets Manager ARN (shared/secrets.ts). Unset: no Gemini in the provider chain. */
+    GEMINI_API_KEY: z.string().min(1).optional(),
     /** The backend's max-num-seqs: the default concurrency (vLLM's default on an H100 is 1024). */
     VLLM_MAX_NUM_SEQS: int(1, 100_000).default(1024),
     /** Per-request provider timeout. */
@@ -93,8 +101,6 @@ export const envSchema = z
     OLLAMA_MAX_IN_FLIGHT: int(1, 10_000).default(4),
     /** Google Gemini REST API root. */
     GEMINI_URL: url.default("https://generativelanguage.googleapis.com"),
-    /** Gemini API key (or a Secrets Manager ARN). Unset: no Gemini in the chain. */
-    GEMINI_API_KEY: z.string().min(1).optional(),
     GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
     /** Calls in flight to Gemini from one worker. */
     GEMINI_MAX_IN_FLIGHT: int(1, 10_000).default(16),
@@ -112,6 +118,11 @@ export const envSchema = z
     ROUTER_RETRY_AFTER_CAP_MS: int(0, 3_600_000).default(60_000),
     /** Where jobs with risk "high" start (e.g. gemini). Unset: the primary. */
     ROUTER_ACCURATE_PROVIDER: z.enum(PROVIDER_NAMES).optional(),
+    // --- secrets (shared/secrets.ts) -------------------------------------------------------------------
+    /** Endpoint override for Secrets Manager (the local stand-in, a VPC endpoint). Unset: each ARN's region. */
+    SECRETS_ENDPOINT: url.optional(),
+    /** How often secrets given as ARNs are fetched again to pick up a rotation. */
+    SECRETS_REFRESH_INTERVAL_MS: int(10_000, 86_400_000).default(300_000),
     // --- worker ----------------------------------------------------------------------------------------
     /** Jobs in flight per worker. Unset: the backend's max-num-seqs (vLLM default 1024 on an H100). */
     WORKER_CONCURRENCY: int(1, 10_000).optional(),
@@ -147,6 +158,9 @@ export const envSchema = z
       const what = env.QUEUE_URLS === undefined ? "1 queue (QUEUE_NAME)" : `${queues} QUEUE_URLS`;
       ctx.addIssue({ code: "custom", path: ["QUEUE_WEIGHTS"], message: `${env.QUEUE_WEIGHTS.length} weights for ${what}: give one per queue` });
     }
+    if (env.DATABASE_PASSWORD !== undefined && env.DATABASE_URL !== undefined && URL.canParse(env.DATABASE_URL) && new URL(env.DATABASE_URL).password !== "") {
+      ctx.addIssue({ code: "custom", path: ["DATABASE_PASSWORD"], message: "DATABASE_URL carries a password too: give it in one place" });
+    }
     if (env.ASG_NAME !== undefined && env.INSTANCE_ID === undefined) {
       ctx.addIssue({ code: "custom", path: ["INSTANCE_ID"], message: "required with ASG_NAME (scale-in protection acts on this instance)" });
     }
@@ -180,7 +194,9 @@ export interface Config {
     visibilityTimeoutSeconds: number;
     maxReceiveCount: number;
   };
-  store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
+  /** `password` is a value or a Secrets Manager ARN; when set, databaseUrl carries none. */
+  store: { databaseUrl?: string; password?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
+  /** `apiKey` is a value or a Secrets Manager ARN. */
   vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
   providers: {
     chain: ProviderName[];
@@ -192,6 +208,7 @@ export interface Config {
     retryAfterCapMs: number;
     accurate?: ProviderName;
   };
+  secrets: { endpoint?: string; refreshIntervalMs: number };
   worker: {
     concurrency?: number;
     receiveBatchSize: number;
@@ -229,7 +246,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       visibilityTimeoutSeconds: e.SQS_VISIBILITY_TIMEOUT_SECONDS,
       maxReceiveCount: e.SQS_MAX_RECEIVE_COUNT,
     },
-    store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
+    store: { databaseUrl: e.DATABASE_URL, password: e.DATABASE_PASSWORD, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
     vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
     providers: {
       chain: [...new Set(e.PROVIDER_CHAIN)],
@@ -252,6 +269,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       retryAfterCapMs: e.ROUTER_RETRY_AFTER_CAP_MS,
       accurate: e.ROUTER_ACCURATE_PROVIDER,
     },
+    secrets: { endpoint: e.SECRETS_ENDPOINT, refreshIntervalMs: e.SECRETS_REFRESH_INTERVAL_MS },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       receiveBatchSize: e.RECEIVE_BATCH_SIZE,

@@ -17,10 +17,11 @@ export interface ProviderChain {
   close(): Promise<void>;
 }
 
-export function buildProviderChain(config: Config, concurrency: number): ProviderChain {
+/** `keys`: the provider keys as resolved at start (config may hold Secrets Manager ARNs in their place). */
+export function buildProviderChain(config: Config, concurrency: number, keys: { vllm?: string; gemini?: string }): ProviderChain {
   const p = config.providers;
   // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
-  const vllm = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
+  const vllm = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: keys.vllm, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
   const routeFor: Record<ProviderName, () => RouteOptions | undefined> = {
     vllm: () => ({ provider: vllm, maxInFlight: concurrency }),
     ollama: () =>
@@ -30,7 +31,7 @@ export function buildProviderChain(config: Config, concurrency: number): Provide
       },
     gemini: () =>
       p.gemini && {
-        provider: new GeminiClient({ baseUrl: p.gemini.url, apiKey: p.gemini.apiKey, model: p.gemini.model, timeoutMs: config.vllm.timeoutMs }),
+        provider: new GeminiClient({ baseUrl: p.gemini.url, apiKey: keys.gemini ?? p.gemini.apiKey, model: p.gemini.model, timeoutMs: config.vllm.timeoutMs }),
         model: p.gemini.model,
         maxInFlight: p.gemini.maxInFlight,
         requestsPerMinute: p.gemini.requestsPerMinute,
