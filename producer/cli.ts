@@ -4,6 +4,7 @@
  *   get <id>                                   prints the job's record as JSON
  *   wait <id…> [--timeout-seconds N] [--unknown-after-seconds N]
  *                                              waits for every id; exits 1 if any did not succeed
+ *   usage --from ISO --to ISO [--tenant T]     totals of succeeded jobs per tenant and provider (tokens, cost)
  * Exit codes: 0 ok; 1 a job missing, unknown, timed out or not succeeded; 2 usage or other error; 3 the job store is
  * unreachable and Redis has no record. Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME
  * (+ SQS_ENDPOINT), DATABASE_URL, REDIS_URL.
@@ -23,7 +24,8 @@ import { ResultReader } from "./results.ts";
 const USAGE = `usage:
   submit --file prompts.jsonl [--tenant T]
   get <id>
-  wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]`;
+  wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]
+  usage --from ISO-TIME --to ISO-TIME [--tenant T]`;
 
 /**
  * A job's row is created when a worker first claims it, so "no record yet" is normal for a while after submit.
@@ -54,6 +56,15 @@ async function main(argv: string[]): Promise<number> {
       const unknownAfterSeconds = seconds(values["unknown-after-seconds"], "--unknown-after-seconds", DEFAULT_UNKNOWN_AFTER_SECONDS, true);
       return withReader(loadConfig(), (reader) => wait(reader, rest, timeoutSeconds, unknownAfterSeconds));
     }
+    case "usage": {
+      const from = instant(values.from, "--from");
+      const to = instant(values.to, "--to");
+      if (from >= to) throw new UsageError("--from must be before --to");
+      return withStore(loadConfig(), async (store) => {
+        for (const row of await store.usage({ from, to, tenant: values.tenant })) process.stdout.write(`${JSON.stringify(row)}\n`);
+        return 0;
+      });
+    }
     default:
       throw new UsageError(`unknown command ${command}`);
   }
@@ -69,6 +80,8 @@ function parseFlags(argv: string[]) {
         tenant: { type: "string" },
         "timeout-seconds": { type: "string" },
         "unknown-after-seconds": { type: "string" },
+        from: { type: "string" },
+        to: { type: "string" },
         help: { type: "boolean" },
       },
     });
@@ -145,6 +158,23 @@ async function submit(config: Config, file: string, tenant: string | undefined):
     return bad + result.failed.length === 0 ? 0 : 1;
   } finally {
     queue.close();
+  }
+}
+
+/** A required ISO-8601 time flag, else a usage error. */
+function instant(raw: string | undefined, flag: string): Date {
+  const t = raw === undefined ? Number.NaN : Date.parse(raw);
+  if (!Number.isFinite(t)) throw new UsageError(`${flag} needs an ISO-8601 time, e.g. 2026-12-01T00:00:00Z`);
+  return new Date(t);
+}
+
+async function withStore(config: Config, fn: (store: JobStore) => Promise<number>): Promise<number> {
+  if (config.store.databaseUrl === undefined) throw new UsageError("DATABASE_URL is required to read usage");
+  const pool = await createPool({ url: config.store.databaseUrl, poolSize: 1 });
+  try {
+    return await fn(new JobStore(pool));
+  } finally {
+    await pool.end();
   }
 }
 

@@ -64,6 +64,8 @@ async function main(): Promise<void> {
       vllmUrl = sim.url;
       say(`vllm: simulator (${sim.options.profile}) at ${vllmUrl}`);
     } else say(`vllm: ${vllmUrl}`);
+    // The fallbacks: an Ollama and a Gemini stand-in (the project's simulator speaking their APIs), each its own engine.
+    const fallbacks = await startFallbacks(cleanup);
 
     // --- workers ----------------------------------------------------------------------------------
     const env: Record<string, string> = {
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
       AWS_REGION: region,
       DATABASE_URL: db.url,
       VLLM_URL: vllmUrl,
+      ...fallbacks.env,
       SQS_VISIBILITY_TIMEOUT_SECONDS: "60",
       HEARTBEAT_INTERVAL_MS: "10000",
       LOG_LEVEL: "info",
@@ -125,10 +128,14 @@ async function main(): Promise<void> {
     const lastFinish = Math.max(...succeeded.map((r) => r.finishedAt!.getTime()));
     const elapsedS = (lastFinish - started) / 1000;
     const tokens = succeeded.reduce((n, r) => n + (r.usage?.completionTokens ?? 0), 0);
+    const providers: Record<string, number> = {};
+    for (const r of succeeded) providers[r.provider ?? "unknown"] = (providers[r.provider ?? "unknown"] ?? 0) + 1;
+    const costUsd = succeeded.reduce((n, r) => n + (r.costUsd ?? 0), 0);
 
     say("");
     say(`  ${submitted.ids.length} jobs through ${WORKERS} workers in ${round(elapsedS, 2)} s (${round(succeeded.length / elapsedS)} jobs/s, ${Math.round(tokens / elapsedS)} output tok/s)`);
     say(`  succeeded ${succeeded.length}, failed ${failed.length}, missing ${submitted.ids.length - records.size}, duplicates ${duplicates}`);
+    say(`  providers: ${Object.entries(providers).map(([p, n]) => `${p} ${n}`).join(", ")}; cost $${costUsd.toFixed(6)}`);
     say(`  latency submit→result: p50 ${Math.round(percentile(latencies, 50))} ms, p95 ${Math.round(percentile(latencies, 95))} ms`);
     say(`  workers exited with ${exits.map((e) => e.code ?? e.signal).join(", ")} after SIGTERM`);
     say(`  look one up:  npx tsx producer/cli.ts get ${submitted.ids[0]}   (with DATABASE_URL set)`);
@@ -141,6 +148,8 @@ async function main(): Promise<void> {
         jobs_per_s: round(succeeded.length / elapsedS, 1),
         p50_ms: Math.round(percentile(latencies, 50)),
         p95_ms: Math.round(percentile(latencies, 95)),
+        providers,
+        cost_usd: round(costUsd, 6),
         store: db.kind,
         queue: realSqs ? "sqs" : "emulator",
       }),
@@ -149,6 +158,27 @@ async function main(): Promise<void> {
   } finally {
     await runCleanup(cleanup, (err) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
   }
+}
+
+/** Ollama and Gemini stand-ins for the chain's fallbacks; OLLAMA_URL / GEMINI_API_KEY in the environment win. */
+async function startFallbacks(cleanup: CleanupStep[]): Promise<{ env: Record<string, string> }> {
+  const env: Record<string, string> = {};
+  if (process.env.OLLAMA_URL === undefined) {
+    const ollama = await startVllmSimulator({ port: 0, seed: 11 });
+    cleanup.push(() => ollama.close());
+    env.OLLAMA_URL = ollama.url;
+    say(`ollama: simulator (native /api) at ${ollama.url}`);
+  } else env.OLLAMA_URL = process.env.OLLAMA_URL;
+  if (process.env.GEMINI_API_KEY === undefined) {
+    const key = `demo-${Math.random().toString(36).slice(2)}`;
+    const gemini = await startVllmSimulator({ port: 0, seed: 13, geminiApiKey: key });
+    cleanup.push(() => gemini.close());
+    Object.assign(env, { GEMINI_URL: gemini.url, GEMINI_API_KEY: key });
+    say(`gemini: simulator (generateContent) at ${gemini.url}`);
+  } else Object.assign(env, { GEMINI_API_KEY: process.env.GEMINI_API_KEY, ...(process.env.GEMINI_URL ? { GEMINI_URL: process.env.GEMINI_URL } : {}) });
+  // A demo should show recovery within its run, not after production's 60 s rest.
+  env.PROVIDER_BREAKER_COOLDOWN_MS = process.env.PROVIDER_BREAKER_COOLDOWN_MS ?? "5000";
+  return { env };
 }
 
 main().catch((err: Error) => {

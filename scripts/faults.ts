@@ -141,6 +141,7 @@ async function main(): Promise<number> {
       MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_MS),
       DRAIN_DEADLINE_MS: "10000",
       PROVIDER_TIMEOUT_MS: "60000",
+      PROVIDER_BREAKER_COOLDOWN_MS: "5000",
       LOG_LEVEL: "warn",
     };
     const logDir = resolve(ROOT, "out/faults-logs");

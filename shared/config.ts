@@ -12,6 +12,21 @@ const bool = z
   .transform((v) => v === "true" || v === "1" || v === "yes");
 const url = z.url();
 const list = z.string().transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+/** The providers a chain can name, in the default fallback order. */
+export const PROVIDER_NAMES = ["vllm", "ollama", "gemini"] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** A JSON object of strings, or a zod issue (never echoing the value). */
+function jsonStringMap(text: string, ctx: z.RefinementCtx): Record<string, string> {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string")) return v as Record<string, string>;
+  } catch {
+    // reported below
+  }
+  ctx.addIssue({ code: "custom", message: "must be a JSON object of strings" });
+  return z.NEVER;
+}
 const intList = (min: number, max: number) => list.transform((parts) => parts.map(Number)).pipe(z.array(z.number().int().min(min).max(max)));
 
 /** Defaults shared with terraform/ — keep in step with terraform/variables.tf. */
@@ -50,6 +65,11 @@ export const envSchema = z
     // --- store -----------------------------------------------------------------------------------------
     /** Postgres URL. Unset: 127.0.0.1:5432/test when reachable, else embedded Postgres (demo only). */
     DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+    /**
+     * Postgres password, a value or a Secrets Manager ARN (shared/secrets.ts; `#password` for an RDS-managed JSON
+     * secret). Read for each new connection, so a rotation needs no restart. Unset: DATABASE_URL's own password.
+     */
+    DATABASE_PASSWORD: z.string().min(1).optional(),
     DATABASE_POOL_SIZE: int(1, 200).default(10),
     /** Redis URL for the hot path. Unset or unreachable: results go to Postgres only. */
     REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").optional(),
@@ -59,11 +79,50 @@ export const envSchema = z
     // --- provider ----------------------------------------------------------------------------------------
     VLLM_URL: url.default("http://127.0.0.1:8000"),
     VLLM_MODEL: z.string().min(1).default("meta-llama/Llama-3.1-8B-Instruct"),
+    /** A value or a Secrets Manager ARN (shared/secrets.ts). */
     VLLM_API_KEY: z.string().min(1).optional(),
+    /** A value or a Secrets Manager ARN (shared/secrets.ts). Unset: no Gemini in the provider chain. */
+    GEMINI_API_KEY: z.string().min(1).optional(),
     /** The backend's max-num-seqs: the default concurrency (vLLM's default on an H100 is 1024). */
     VLLM_MAX_NUM_SEQS: int(1, 100_000).default(1024),
     /** Per-request provider timeout. */
     PROVIDER_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+    /** The fallback chain, in order; a provider without its settings (OLLAMA_URL, GEMINI_API_KEY) is left out. */
+    PROVIDER_CHAIN: list.pipe(z.array(z.enum(PROVIDER_NAMES)).min(1)).default([...PROVIDER_NAMES]),
+    /** Ollama's native API, e.g. http://127.0.0.1:11434. Unset: no Ollama in the chain. */
+    OLLAMA_URL: url.optional(),
+    /** The Ollama tag jobs run on; a job's own model is mapped through OLLAMA_MODEL_MAP first. */
+    OLLAMA_MODEL: z.string().min(1).default("llama3.1:8b"),
+    /** JSON object: job model id → Ollama tag, e.g. {"meta-llama/Llama-3.1-8B-Instruct":"llama3.1:8b"}. */
+    OLLAMA_MODEL_MAP: z.string().transform(jsonStringMap).optional(),
+    /** How long Ollama keeps the model loaded after a request (duration like 30m; -1 keeps it). */
+    OLLAMA_KEEP_ALIVE: z.string().min(1).default("30m"),
+    /** Calls in flight to Ollama from one worker (a box serves a few at a time). */
+    OLLAMA_MAX_IN_FLIGHT: int(1, 10_000).default(4),
+    /** Google Gemini REST API root. */
+    GEMINI_URL: url.default("https://generativelanguage.googleapis.com"),
+    GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
+    /** Calls in flight to Gemini from one worker. */
+    GEMINI_MAX_IN_FLIGHT: int(1, 10_000).default(16),
+    /** Per-worker request and token rates for Gemini (its quotas are per minute); unset: no limit here. */
+    GEMINI_REQUESTS_PER_MINUTE: int(1, 1_000_000).optional(),
+    GEMINI_TOKENS_PER_MINUTE: int(1, 1_000_000_000).optional(),
+    /** USD Gemini may cost per clock hour, fleet-wide through Redis (per worker without it). Unset: no ceiling. */
+    GEMINI_SPEND_CEILING_USD_PER_HOUR: z.coerce.number().positive().optional(),
+    /** Consecutive retryable failures that open one provider's circuit, and how long it rests before one probe. */
+    PROVIDER_BREAKER_THRESHOLD: int(1, 1000).default(3),
+    PROVIDER_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(60_000),
+    /** Longest one job spends in the router waiting and retrying before it goes back to the queue. */
+    ROUTER_BUDGET_MS: int(100, 3_600_000).default(30_000),
+    /** A provider asking to wait longer than this (Retry-After, Gemini retryDelay) is skipped for the next one. */
+    ROUTER_RETRY_AFTER_CAP_MS: int(0, 3_600_000).default(60_000),
+    /** Where jobs with risk "high" start (e.g. gemini). Unset: the primary. */
+    ROUTER_ACCURATE_PROVIDER: z.enum(PROVIDER_NAMES).optional(),
+    // --- secrets (shared/secrets.ts) -------------------------------------------------------------------
+    /** Endpoint override for Secrets Manager (the local stand-in, a VPC endpoint). Unset: each ARN's region. */
+    SECRETS_ENDPOINT: url.optional(),
+    /** How often secrets given as ARNs are fetched again to pick up a rotation. */
+    SECRETS_REFRESH_INTERVAL_MS: int(10_000, 86_400_000).default(300_000),
     // --- worker ----------------------------------------------------------------------------------------
     /** Jobs in flight per worker. Unset: the backend's max-num-seqs (vLLM default 1024 on an H100). */
     WORKER_CONCURRENCY: int(1, 10_000).optional(),
@@ -99,6 +158,9 @@ export const envSchema = z
       const what = env.QUEUE_URLS === undefined ? "1 queue (QUEUE_NAME)" : `${queues} QUEUE_URLS`;
       ctx.addIssue({ code: "custom", path: ["QUEUE_WEIGHTS"], message: `${env.QUEUE_WEIGHTS.length} weights for ${what}: give one per queue` });
     }
+    if (env.DATABASE_PASSWORD !== undefined && env.DATABASE_URL !== undefined && URL.canParse(env.DATABASE_URL) && new URL(env.DATABASE_URL).password !== "") {
+      ctx.addIssue({ code: "custom", path: ["DATABASE_PASSWORD"], message: "DATABASE_URL carries a password too: give it in one place" });
+    }
     if (env.ASG_NAME !== undefined && env.INSTANCE_ID === undefined) {
       ctx.addIssue({ code: "custom", path: ["INSTANCE_ID"], message: "required with ASG_NAME (scale-in protection acts on this instance)" });
     }
@@ -132,8 +194,21 @@ export interface Config {
     visibilityTimeoutSeconds: number;
     maxReceiveCount: number;
   };
-  store: { databaseUrl?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
+  /** `password` is a value or a Secrets Manager ARN; when set, databaseUrl carries none. */
+  store: { databaseUrl?: string; password?: string; poolSize: number; redisUrl?: string; resultTtlSeconds: number; retentionDays: number };
+  /** `apiKey` is a value or a Secrets Manager ARN. */
   vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
+  providers: {
+    chain: ProviderName[];
+    ollama?: { url: string; model: string; modelMap?: Record<string, string>; keepAlive: string; maxInFlight: number };
+    gemini?: { url: string; apiKey: string; model: string; maxInFlight: number; requestsPerMinute?: number; tokensPerMinute?: number; spendCeilingUsdPerHour?: number };
+    breakerThreshold: number;
+    breakerCoolDownMs: number;
+    budgetMs: number;
+    retryAfterCapMs: number;
+    accurate?: ProviderName;
+  };
+  secrets: { endpoint?: string; refreshIntervalMs: number };
   worker: {
     concurrency?: number;
     receiveBatchSize: number;
@@ -171,8 +246,30 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       visibilityTimeoutSeconds: e.SQS_VISIBILITY_TIMEOUT_SECONDS,
       maxReceiveCount: e.SQS_MAX_RECEIVE_COUNT,
     },
-    store: { databaseUrl: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
+    store: { databaseUrl: e.DATABASE_URL, password: e.DATABASE_PASSWORD, poolSize: e.DATABASE_POOL_SIZE, redisUrl: e.REDIS_URL, resultTtlSeconds: e.RESULT_TTL_SECONDS, retentionDays: e.JOB_RETENTION_DAYS },
     vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
+    providers: {
+      chain: [...new Set(e.PROVIDER_CHAIN)],
+      ollama: e.OLLAMA_URL === undefined ? undefined : { url: e.OLLAMA_URL, model: e.OLLAMA_MODEL, modelMap: e.OLLAMA_MODEL_MAP, keepAlive: e.OLLAMA_KEEP_ALIVE, maxInFlight: e.OLLAMA_MAX_IN_FLIGHT },
+      gemini:
+        e.GEMINI_API_KEY === undefined
+          ? undefined
+          : {
+              url: e.GEMINI_URL,
+              apiKey: e.GEMINI_API_KEY,
+              model: e.GEMINI_MODEL,
+              maxInFlight: e.GEMINI_MAX_IN_FLIGHT,
+              requestsPerMinute: e.GEMINI_REQUESTS_PER_MINUTE,
+              tokensPerMinute: e.GEMINI_TOKENS_PER_MINUTE,
+              spendCeilingUsdPerHour: e.GEMINI_SPEND_CEILING_USD_PER_HOUR,
+            },
+      breakerThreshold: e.PROVIDER_BREAKER_THRESHOLD,
+      breakerCoolDownMs: e.PROVIDER_BREAKER_COOLDOWN_MS,
+      budgetMs: e.ROUTER_BUDGET_MS,
+      retryAfterCapMs: e.ROUTER_RETRY_AFTER_CAP_MS,
+      accurate: e.ROUTER_ACCURATE_PROVIDER,
+    },
+    secrets: { endpoint: e.SECRETS_ENDPOINT, refreshIntervalMs: e.SECRETS_REFRESH_INTERVAL_MS },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       receiveBatchSize: e.RECEIVE_BATCH_SIZE,

@@ -68,7 +68,18 @@ export class ProviderRetryableError extends FleetError {
 export class ProviderTerminalError extends FleetError {
   readonly retryable = false;
   constructor(
-    readonly code: "PROVIDER_BAD_REQUEST" | "PROVIDER_AUTH" | "PROVIDER_NOT_FOUND" | "PROVIDER_BAD_RESPONSE" | "PROVIDER_QUOTA_EXHAUSTED",
+    readonly code:
+      | "PROVIDER_BAD_REQUEST"
+      | "PROVIDER_AUTH"
+      | "PROVIDER_NOT_FOUND"
+      | "PROVIDER_BAD_RESPONSE"
+      | "PROVIDER_QUOTA_EXHAUSTED"
+      | "PROVIDER_SAFETY_BLOCK"
+      | "PROVIDER_RECITATION"
+      | "PROVIDER_BLOCKLIST"
+      | "PROVIDER_PROHIBITED_CONTENT"
+      | "PROVIDER_SPII"
+      | "PROVIDER_PROMPT_BLOCKED",
     message: string,
     options: FleetErrorOptions = {},
   ) {

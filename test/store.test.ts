@@ -21,6 +21,7 @@ describe("migrate", () => {
     assert.deepEqual(rows, [
       { version: 1, name: "0001_jobs.sql" },
       { version: 2, name: "0002_tenancy_retention.sql" },
+      { version: 3, name: "0003_usage.sql" },
     ]);
     await assert.rejects((a as pg.Pool).query("INSERT INTO jobs (id, status) VALUES ('x', 'bogus')"), /check constraint/);
   });

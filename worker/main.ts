@@ -5,13 +5,14 @@
 import { loadConfig, type Config } from "../shared/config.ts";
 import { ConfigError, coerceError, errorCode } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { VllmClient } from "../shared/providers/vllm.ts";
+import { SecretResolver, type SecretValue } from "../shared/secrets.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
+import { buildProviderChain } from "./provider-chain.ts";
 import { Worker } from "./worker.ts";
 import { AwsAutoScaling } from "./auto-scaling.ts";
 import { ScaleInCoordinator } from "./scale-in.ts";
@@ -89,11 +90,33 @@ function withoutUserInfo(endpoint: string): string {
   return `${u.origin}${u.pathname === "/" ? "" : u.pathname}`;
 }
 
+/**
+ * DATABASE_PASSWORD and VLLM_API_KEY, each a value or a Secrets Manager ARN, fetched together before any client is
+ * built. The pool asks for the password on each new connection, so a rotation reaches it without a restart.
+ */
+async function resolveSecrets(config: Config, log: Logger, closers: CleanupStep[]): Promise<{ databasePassword?: SecretValue; vllmApiKey?: SecretValue; geminiApiKey?: SecretValue }> {
+  const resolver = new SecretResolver({ endpoint: config.secrets.endpoint, refreshIntervalMs: config.secrets.refreshIntervalMs, log });
+  closers.push(() => resolver.close());
+  const secrets = await resolver.resolveAll({ DATABASE_PASSWORD: config.store.password, VLLM_API_KEY: config.vllm.apiKey, GEMINI_API_KEY: config.providers.gemini?.apiKey });
+  // The provider clients take a fixed key: until they read the holder per request, say so.
+  for (const name of ["VLLM_API_KEY", "GEMINI_API_KEY"] as const) {
+    secrets[name]?.onChange(() => log.warn({ secret: name }, "provider key rotated; the client keeps the key it started with until a restart"));
+  }
+  return { databasePassword: secrets.DATABASE_PASSWORD, vllmApiKey: secrets.VLLM_API_KEY, geminiApiKey: secrets.GEMINI_API_KEY };
+}
+
 async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Worker> {
+  const secrets = await resolveSecrets(config, log, closers);
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
   const queueUrls = await checkQueues(config, queue);
-  const pool = await createPool({ url: config.store.databaseUrl!, poolSize: config.store.poolSize, onError: (err) => log.warn({ err }, "idle Postgres client error") });
+  const password = secrets.databasePassword;
+  const pool = await createPool({
+    url: config.store.databaseUrl!,
+    poolSize: config.store.poolSize,
+    ...(password === undefined ? {} : { password: () => password.current() }),
+    onError: (err) => log.warn({ err }, "idle Postgres client error"),
+  });
   closers.push(() => pool.end());
   await migrate(pool);
   const cache = config.store.redisUrl === undefined ? undefined : new ResultsCache({ url: config.store.redisUrl, ttlSeconds: config.store.resultTtlSeconds, logger: log });
@@ -102,16 +125,17 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     if (!(await cache.ready())) log.warn("Redis not reachable at start; results go to Postgres only until it is");
   }
   const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
-  // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
-  const provider = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: config.vllm.apiKey, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
-  closers.push(() => provider.close());
+  const chain = buildProviderChain(config, concurrency, { vllm: secrets.vllmApiKey?.current(), gemini: secrets.geminiApiKey?.current() });
+  closers.push(() => chain.close());
+  log.info({ chain: chain.routes.map((r) => r.name ?? r.provider.name) }, "provider chain");
   return new Worker({
     queue,
     queueUrls,
     store: new JobStore(pool),
     cache,
-    provider,
-    readGauges: config.worker.adaptiveConcurrency ? (signal) => provider.metrics(signal) : undefined,
+    routes: chain.routes,
+    router: chain.router,
+    readGauges: config.worker.adaptiveConcurrency ? (signal) => chain.vllm.metrics(signal) : undefined,
     concurrency,
     receiveBatchSize: config.worker.receiveBatchSize,
     receiveParallelism: config.worker.receiveParallelism,

@@ -42,8 +42,6 @@ export interface ProcessorOptions {
   circuitOpen: () => boolean;
   /** Counts provider calls in flight (adaptive concurrency reads it). */
   onProviderCall: (delta: 1 | -1) => void;
-  /** Told of each provider call's result (the circuit breaker). */
-  onProviderResult: (ok: boolean) => void;
 }
 
 export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict";
@@ -133,6 +131,9 @@ export class Processor {
         completionTokens: completion.completionTokens,
         provider: completion.provider,
         model: completion.model,
+        costUsd: completion.costUsd,
+        latencyMs: completion.latencyMs,
+        providerAttempts: completion.attempts,
       });
       if (outcome === "lost_lease") {
         // Our lease ran out (e.g. during a store outage) and another worker holds the job now: its outcome
@@ -158,13 +159,8 @@ export class Processor {
     this.o.onProviderCall(1);
     this.o.store.noteProviderCall(job.id);
     try {
-      const completion = await this.o.provider.generate({ messages: job.messages, prompt: job.prompt, model: job.model, params: job.params, requestId: job.id }, signal);
-      this.o.onProviderResult(true);
-      return completion;
-    } catch (err) {
-      // Only backend trouble counts against the circuit: not our own aborts, not a job's bad request.
-      if (!signal.aborted && isRetryable(err)) this.o.onProviderResult(false);
-      throw err;
+      const req = { messages: job.messages, prompt: job.prompt, model: job.model, params: job.params, requestId: job.id, risk: job.risk, deadlineAt: this.deadlineOf(job) };
+      return await this.o.provider.generate(req, signal);
     } finally {
       this.o.onProviderCall(-1);
     }
@@ -177,7 +173,8 @@ export class Processor {
       await this.o.store.release({ id: job.id, workerId: this.o.workerId, code: "MESSAGE_LOST", message: "the message was no longer held by this worker" }).catch(() => undefined);
       return "released";
     }
-    if (stop.aborted || err instanceof CircuitOpenError) {
+    // Every provider turned the job away without a call: it spent nothing on the outage but this delivery.
+    if (stop.aborted || errorCode(err) === "PROVIDER_CIRCUIT_OPEN") {
       const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
       await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
       await this.o.settlement.handBack(message, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
@@ -337,6 +334,9 @@ function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: D
     createdAt: new Date(job.created_at),
     startedAt,
     finishedAt: new Date(),
+    costUsd: c.costUsd,
+    latencyMs: c.latencyMs,
+    providerAttempts: c.attempts,
   };
 }
 

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import pLimit from "p-limit";
 import type { Logger } from "../shared/logger.ts";
 import type { Provider } from "../shared/providers/provider.ts";
+import { ProviderRouter, type ProviderRouterOptions, type RouteOptions } from "../shared/providers/router.ts";
 import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
 import type { JobStore } from "../shared/store/jobs.ts";
 import type { ResultsCache } from "../shared/store/results-cache.ts";
@@ -17,7 +18,6 @@ import { coerceError } from "../shared/errors.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { runBackpressure, type BackendGauges } from "./backpressure.ts";
-import { CircuitBreaker } from "./breaker.ts";
 import { Condition } from "./condition.ts";
 import { Capacity } from "./capacity.ts";
 import { DurableStore } from "./durable-store.ts";
@@ -35,13 +35,13 @@ export interface WorkerOptions {
   queueWeights?: number[];
   store: JobStore;
   cache?: ResultsCache;
-  provider: Provider;
-  /**
-   * The circuit breaker's half-open probe. Default: a real one-token generation, because a /health that answers
-   * while generations time out would close the circuit on a backend that still cannot serve.
-   */
-  probeProvider?: (signal: AbortSignal) => Promise<boolean>;
-  /** Consecutive retryable provider failures that open the circuit. */
+  /** The provider when there is one (tests, a single backend); `routes` takes precedence. */
+  provider?: Provider;
+  /** The provider chain, primary first (vLLM → Ollama → Gemini); each with its own breaker and limits. */
+  routes?: RouteOptions[];
+  /** Router settings: retry budget, breaker threshold and cool-down, spend ledger, prices, risk routing. */
+  router?: Omit<ProviderRouterOptions, "routes" | "onAllOpen" | "log">;
+  /** Consecutive retryable provider failures that open a provider's circuit (shortcut for router.failureThreshold). */
   breakerThreshold?: number;
   /** Backend gauges for adaptive concurrency; omit to keep the static limit. */
   readGauges?: (signal: AbortSignal) => Promise<BackendGauges | undefined>;
@@ -83,7 +83,7 @@ export class Worker {
   private readonly settlement: Settlement;
   private readonly durable: DurableStore;
   private readonly processor: Processor;
-  private readonly breaker: CircuitBreaker;
+  private readonly router: ProviderRouter;
   private readonly running = new Set<Promise<void>>();
   private readonly publisher: MicroBatcher<JobRecord, void> | undefined;
   private poller: Poller | undefined;
@@ -111,15 +111,14 @@ export class Worker {
     });
     const cache = o.cache;
     this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records) });
-    const probe = o.probeProvider ?? ((signal: AbortSignal) => o.provider.generate({ prompt: "ping", params: { max_tokens: 1 }, requestId: `circuit-probe:${this.workerId}` }, signal).then(() => true));
-    this.breaker = new CircuitBreaker({ threshold: o.breakerThreshold ?? 5, probe, log: o.log, onOpen: () => this.poller?.interrupt() });
+    this.router = buildRouter(o, () => this.poller?.interrupt());
     this.processor = new Processor({
       workerId: this.workerId,
       store: this.durable,
       settlement: this.settlement,
       publish: this.publish,
-      provider: o.provider,
-      circuitOpen: () => this.breaker.isOpen,
+      provider: this.router,
+      circuitOpen: () => this.router.allOpen,
       limit: pLimit(o.concurrency),
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       maxReceiveCount: o.maxReceiveCount,
@@ -127,7 +126,6 @@ export class Worker {
       backendRetryFloorSeconds: o.waitTimeSeconds + 1,
       log: o.log,
       onProviderCall: (d) => (this.providerInFlight += d),
-      onProviderResult: (ok) => (ok ? this.breaker.success() : this.breaker.failure()),
     });
   }
 
@@ -179,11 +177,11 @@ export class Worker {
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
       // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
-      paused: () => this.intakeHeld || !this.durable.isHealthy || this.breaker.isOpen,
+      paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.allOpen,
       waitUnpaused: async (signal) => {
         await this.intakeChanged.waitUntil(() => !this.intakeHeld, signal);
         await this.durable.waitHealthy(signal);
-        await this.breaker.waitClosed(signal);
+        await this.router.waitAnyAvailable(signal);
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       weights: this.o.queueWeights,
@@ -286,11 +284,20 @@ export class Worker {
       await Promise.allSettled([...this.running]);
     }
     await this.heartbeat.stop();
-    await this.breaker.close();
     await this.durable.drain();
     await this.settlement.drain();
     await this.publisher?.drain();
     this.state = "stopped";
     this.o.log.info({ counts: this.counts }, "worker stopped");
   }
+}
+
+/**
+ * The chain the worker calls. One provider given alone becomes a chain of one: it still trips (so intake pauses while
+ * it is down), and it is called once per delivery — retries of a lone backend go back through SQS.
+ */
+function buildRouter(o: WorkerOptions, onAllOpen: () => void): ProviderRouter {
+  const routes = o.routes ?? (o.provider === undefined ? [] : [{ provider: o.provider, maxInFlight: o.concurrency, maxAttempts: 1 }]);
+  if (routes.length === 0) throw new RangeError("a worker needs a provider or a chain of routes");
+  return new ProviderRouter({ failureThreshold: o.breakerThreshold, ...o.router, routes, onAllOpen, log: o.log });
 }

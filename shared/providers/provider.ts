@@ -28,6 +28,25 @@ export interface CompletionRequest {
    * correlated across retries and workers (vLLM: `X-Request-Id`, echoed back and logged).
    */
   requestId?: string;
+  /**
+   * How much a wrong answer costs. The router starts a "high" request at its configured accurate provider, every
+   * other at the primary. Unset = "medium". Single providers ignore it.
+   */
+  risk?: "low" | "medium" | "high";
+  /**
+   * When the job must be answered by (epoch ms): the router stops retrying and waiting past it. Single providers
+   * ignore it (the caller's signal cuts their call).
+   */
+  deadlineAt?: number;
+}
+
+/** One provider call made for a job (the router reports every call, failed ones included). */
+export interface CallAttempt {
+  provider: string;
+  ok: boolean;
+  /** The error's stable code when the call failed. */
+  code?: string;
+  latencyMs: number;
 }
 
 export interface Completion {
@@ -38,6 +57,12 @@ export interface Completion {
   completionTokens: number;
   model: string;
   provider: string;
+  /** Set by the router: ms from the job entering the router to its answer, waits and retries included. */
+  latencyMs?: number;
+  /** Set by the router: what the answering call cost, USD, from its price table (0 for self-hosted). */
+  costUsd?: number;
+  /** Set by the router: every call made for this answer, in order, the answering one last. */
+  attempts?: CallAttempt[];
 }
 
 export interface Provider {

@@ -23,6 +23,10 @@ export interface JobRecord {
   createdAt: Date;
   startedAt: Date | undefined;
   finishedAt: Date | undefined;
+  /** From the provider router, for succeeded jobs: what the answer cost (USD), how long the router took, every call. */
+  costUsd?: number;
+  latencyMs?: number;
+  providerAttempts?: { provider: string; ok: boolean; code?: string; latencyMs: number }[];
 }
 
 export function isTerminal(status: string): status is TerminalStatus {
@@ -67,6 +71,9 @@ export function decodeRecord(text: string): JobRecord | undefined {
     createdAt: new Date(raw.createdAt),
     startedAt: date(raw.startedAt),
     finishedAt: date(raw.finishedAt),
+    ...(typeof raw.costUsd === "number" ? { costUsd: raw.costUsd } : {}),
+    ...(typeof raw.latencyMs === "number" ? { latencyMs: raw.latencyMs } : {}),
+    ...(Array.isArray(raw.providerAttempts) ? { providerAttempts: raw.providerAttempts as JobRecord["providerAttempts"] } : {}),
   };
 }
 

@@ -15,7 +15,7 @@ const MS = `* interval '1 millisecond'`;
 
 export const RECORD_COLUMNS = `j.id, j.tenant, j.status, j.output, j.output_nul_replaced, j.finish_reason, j.prompt_tokens,
   j.completion_tokens, j.provider, j.model, j.attempts, j.provider_calls, j.result_writes, j.error_code, j.error_message,
-  j.created_at, j.started_at, j.finished_at`;
+  j.created_at, j.started_at, j.finished_at, j.cost_usd::float8 AS cost_usd, j.latency_ms, j.provider_attempts`;
 
 /** Locks the rows of `$1` (ids) that satisfy `where` (over alias `x`), in id order. */
 const lockInOrder = (where = "true") =>
@@ -49,13 +49,15 @@ UPDATE jobs AS j SET receive_count = t.receive_count
 
 export const COMPLETE_SQL = `
 WITH t AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[])
-         AS t(id, worker, output, nul_replaced, finish_reason, prompt_tokens, completion_tokens, provider, model)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[],
+                       $10::numeric[], $11::int[], $12::jsonb[])
+         AS t(id, worker, output, nul_replaced, finish_reason, prompt_tokens, completion_tokens, provider, model,
+              cost_usd, latency_ms, provider_attempts)
 ), ${lockInOrder(`x.status IN ${UNFINISHED}`)}
 UPDATE jobs AS j SET
   status = 'succeeded', output = t.output, output_nul_replaced = t.nul_replaced, finish_reason = t.finish_reason,
   prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens, provider = t.provider, model = t.model,
-  error_code = NULL, error_message = NULL, lease_owner = NULL, lease_expires_at = NULL,
+  cost_usd = t.cost_usd, latency_ms = t.latency_ms, provider_attempts = t.provider_attempts, error_code = NULL, error_message = NULL, lease_owner = NULL, lease_expires_at = NULL,
   result_writes = j.result_writes + 1, finished_at = now(), updated_at = now()
   FROM t JOIN locked l ON l.id = t.id
  WHERE j.id = t.id AND j.status IN ${UNFINISHED} AND (${LEASE_FREE} OR j.lease_owner = t.worker)
@@ -152,3 +154,12 @@ WITH old AS (
 SELECT count(*)::int AS n FROM gone`;
 
 export const TABLE_SIZES_SQL = `SELECT pg_table_size('jobs')::float8 AS table_bytes, pg_indexes_size('jobs')::float8 AS index_bytes`;
+
+// Totals of succeeded jobs that ended in [$1, $2), per tenant and provider; $3 narrows to one tenant.
+export const USAGE_SQL = `
+SELECT tenant, provider, count(*)::int AS jobs, coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+       coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens, coalesce(sum(cost_usd), 0)::float8 AS cost_usd
+  FROM jobs
+ WHERE finished_at >= $1 AND finished_at < $2 AND status = 'succeeded' AND ($3::text IS NULL OR tenant = $3)
+ GROUP BY tenant, provider
+ ORDER BY tenant, provider`;

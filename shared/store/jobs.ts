@@ -49,6 +49,25 @@ export interface CompleteItem {
   completionTokens: number;
   provider: string;
   model: string;
+  /** From the provider router: the answer's cost, the time it took and every call made for it. */
+  costUsd?: number;
+  latencyMs?: number;
+  providerAttempts?: ProviderAttempt[];
+}
+export interface ProviderAttempt {
+  provider: string;
+  ok: boolean;
+  code?: string;
+  latencyMs: number;
+}
+/** Totals of succeeded jobs per tenant and provider over a time range. */
+export interface UsageRow {
+  tenant: string | null;
+  provider: string | null;
+  jobs: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
 }
 export interface FinishItem {
   id: string;
@@ -107,6 +126,9 @@ interface RecordRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  cost_usd: number | null;
+  latency_ms: number | null;
+  provider_attempts: ProviderAttempt[] | null;
 }
 /** Per write: the id and, for the tenant/poison checks on a skipped write, who may own the row. */
 interface WriteKey {
@@ -167,8 +189,21 @@ export class JobStore {
         b.map((x) => x.completionTokens),
         b.map((x) => safeText(x.provider)),
         b.map((x) => safeText(x.model)),
+        b.map((x) => x.costUsd ?? null),
+        b.map((x) => (x.latencyMs === undefined ? null : Math.round(x.latencyMs))),
+        b.map((x) => (x.providerAttempts === undefined ? null : JSON.stringify(x.providerAttempts.map((a) => ({ ...a, provider: safeText(a.provider), code: a.code === undefined ? undefined : safeText(a.code) }))))),
       ]);
     }, false);
+  }
+
+  /** Totals of succeeded jobs that ended in [from, to), per tenant and provider; one tenant when given. */
+  async usage(o: { from: Date; to: Date; tenant?: string }): Promise<UsageRow[]> {
+    const rows = await this.query<{ tenant: string | null; provider: string | null; jobs: number; prompt_tokens: string; completion_tokens: string; cost_usd: number }>(
+      "jobs_usage",
+      sql.USAGE_SQL,
+      [o.from, o.to, o.tenant ?? null],
+    );
+    return rows.map((r) => ({ tenant: r.tenant, provider: r.provider, jobs: r.jobs, promptTokens: Number(r.prompt_tokens), completionTokens: Number(r.completion_tokens), costUsd: r.cost_usd }));
   }
 
   /** Record terminal failures, creating the row when there is none. Never overwrites a terminal row. */
@@ -402,5 +437,8 @@ function toRecord(r: RecordRow): JobRecord {
     createdAt: r.created_at,
     startedAt: r.started_at ?? undefined,
     finishedAt: r.finished_at ?? undefined,
+    ...(r.cost_usd === null ? {} : { costUsd: r.cost_usd }),
+    ...(r.latency_ms === null ? {} : { latencyMs: r.latency_ms }),
+    ...(r.provider_attempts === null ? {} : { providerAttempts: r.provider_attempts }),
   };
 }

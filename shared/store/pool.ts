@@ -1,4 +1,5 @@
 import pg from "pg";
+import { parseIntoClientConfig } from "pg-connection-string";
 import { toStoreError } from "./store-errors.ts";
 
 export interface PoolOptions {
@@ -8,6 +9,11 @@ export interface PoolOptions {
   schema?: string;
   /** How long a query may wait for a connection before failing as STORE_UNAVAILABLE. Default 5,000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Asked for each new connection, so a rotated password reaches the next connection without a restart. The URL
+   * must then carry no password. Unset: the URL's password.
+   */
+  password?: () => string | Promise<string>;
   /** Idle-client errors (server restarts): the next query reports them, this is only for logging. */
   onError?: (err: Error) => void;
 }
@@ -35,7 +41,8 @@ export async function createPool(o: PoolOptions): Promise<pg.Pool> {
     throw new TypeError(`schema must match ${SCHEMA_PATTERN}`);
   }
   const pool = new pg.Pool({
-    connectionString: o.url,
+    // pg lets a connection string's (even empty) password win over `password`, so the URL is parsed here instead.
+    ...(o.password === undefined ? { connectionString: o.url } : { ...parseIntoClientConfig(o.url), password: o.password }),
     max: o.poolSize,
     connectionTimeoutMillis: o.connectTimeoutMs ?? 5_000,
     keepAlive: true,

@@ -28,7 +28,6 @@ export function testWorker(
     jobDefaultTtlSeconds: 0,
     ackFlushMs: 10,
     log: silentLog,
-    probeProvider: (signal) => provider.health(signal),
     ...o,
   });
   worker.start();

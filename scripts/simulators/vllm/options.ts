@@ -24,6 +24,23 @@ export interface FaultOptions {
    * Independently of it, a prompt containing the marker `<nul>` always gets one.
    */
   nulAnswerRate: number;
+  // Gemini's own failures (gemini-api.ts). Optional so a FaultOptions literal written for vLLM stays valid;
+  // resolved options always carry them. Drawn from their own seeded stream, after errorRate's.
+  /** Fraction 0-1 of generateContent answered 429 RESOURCE_EXHAUSTED: per-minute QuotaFailure + RetryInfo. Default 0. */
+  geminiRateLimitRate?: number;
+  /** RetryInfo.retryDelay of those 429s, seconds, fractional (sent as "45.837906927s"). Default 45.837906927. */
+  geminiRetryDelaySeconds?: number;
+  /** Fraction 0-1 answered 429 with a per-day QuotaFailure (GenerateRequestsPerDayPerProjectPerModel). Default 0. */
+  geminiDailyQuotaRate?: number;
+  /** Fraction 0-1 of answers withheld with finishReason SAFETY (no content). Default 0. */
+  geminiSafetyRate?: number;
+  /** Fraction 0-1 of prompts refused: promptFeedback.blockReason SAFETY, no candidates. Default 0. */
+  geminiPromptBlockRate?: number;
+  /**
+   * Fraction 0-1 of streamed Ollama generations cut halfway by an `{"error"}` line (HTTP 200 already sent). Default 0.
+   * Optional so fault sets written before the Ollama API existed still type-check; resolved options always have it.
+   */
+  ollamaStreamErrorRate?: number;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -47,6 +64,16 @@ export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
   meanOutputTokens: number;
   /** Keep the last N generation requests (id, start, end, outcome) for GET /debug/requests; 0 = off. Default 0. */
   requestLog: number;
+  /** Model served at /v1beta/models/{model}:generateContent (Gemini's API); others get 404. Default gemini-2.5-flash. */
+  geminiModel: string;
+  /** Require this in `x-goog-api-key` on /v1beta/* (missing → 403, wrong → 400 API_KEY_INVALID, as Google answers). Default: none. */
+  geminiApiKey?: string;
+  /** Tokens a Gemini answer spends thinking first: inside maxOutputTokens, reported as thoughtsTokenCount. Default 0. */
+  geminiThinkingTokens: number;
+  /** The tag the Ollama API (/api/*) serves and lists in /api/tags. Default llama3.1:8b. */
+  ollamaModel: string;
+  /** Ollama's OLLAMA_MAX_QUEUE: waiting requests beyond which /api/chat and /api/generate answer 503. Default 512. */
+  ollamaMaxQueue: number;
   faults: FaultOptions;
 }
 
@@ -57,6 +84,12 @@ export const DEFAULT_FAULTS: FaultOptions = {
   stallMs: 30_000,
   engineDead: false,
   nulAnswerRate: 0,
+  geminiRateLimitRate: 0,
+  geminiRetryDelaySeconds: 45.837906927,
+  geminiDailyQuotaRate: 0,
+  geminiSafetyRate: 0,
+  geminiPromptBlockRate: 0,
+  ollamaStreamErrorRate: 0,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -77,6 +110,10 @@ export function resolveSimulatorOptions(partial: Partial<SimulatorOptions> = {})
     earlyStopRate: 0.2,
     meanOutputTokens: 256,
     requestLog: 0,
+    geminiModel: "gemini-2.5-flash",
+    geminiThinkingTokens: 0,
+    ollamaModel: "llama3.1:8b",
+    ollamaMaxQueue: 512,
     ...profile,
     ...defined,
     profile: profileName,
@@ -119,6 +156,8 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("seed", 0);
   intAtLeast("meanOutputTokens", 1);
   intAtLeast("requestLog", 0);
+  intAtLeast("ollamaMaxQueue", 0);
+  need(o.ollamaModel.length > 0, "ollamaModel: must not be empty");
   need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
   nonNegative("stepFixedMs", o.stepFixedMs);
   nonNegative("stepPerSeqMs", o.stepPerSeqMs);
@@ -131,6 +170,14 @@ function checkOptions(o: SimulatorOptions): string[] {
   fraction("faults.errorRate", o.faults.errorRate);
   fraction("faults.stallRate", o.faults.stallRate);
   fraction("faults.nulAnswerRate", o.faults.nulAnswerRate);
+  need(/^[a-zA-Z0-9._-]+$/.test(o.geminiModel), "geminiModel: must be one path segment of letters, digits, '.', '_' or '-'");
+  intAtLeast("geminiThinkingTokens", 0);
+  fraction("faults.geminiRateLimitRate", o.faults.geminiRateLimitRate ?? 0);
+  fraction("faults.geminiDailyQuotaRate", o.faults.geminiDailyQuotaRate ?? 0);
+  fraction("faults.geminiSafetyRate", o.faults.geminiSafetyRate ?? 0);
+  fraction("faults.geminiPromptBlockRate", o.faults.geminiPromptBlockRate ?? 0);
+  nonNegative("faults.geminiRetryDelaySeconds", o.faults.geminiRetryDelaySeconds ?? 0);
+  fraction("faults.ollamaStreamErrorRate", o.faults.ollamaStreamErrorRate ?? 0);
   nonNegative("faults.stallMs", o.faults.stallMs);
   need(o.faults.errorKinds.length > 0 || o.faults.errorRate === 0, "faults.errorKinds: must not be empty when errorRate > 0");
   for (const kind of o.faults.errorKinds) {
@@ -171,11 +218,22 @@ const SPECS: OptionSpec[] = [
   { flag: "early-stop-rate", key: "earlyStopRate", kind: "number", help: "fraction of requests stopping before max_tokens (default 0.2)" },
   { flag: "mean-output-tokens", key: "meanOutputTokens", kind: "int", help: "mean output length without max_tokens (default 256)" },
   { flag: "request-log", key: "requestLog", kind: "int", help: "keep the last N generation requests for GET /debug/requests; 0 = off (default 0)" },
+  { flag: "gemini-model", key: "geminiModel", kind: "string", help: "model served by the Gemini API at /v1beta (default gemini-2.5-flash)" },
+  { flag: "gemini-api-key", key: "geminiApiKey", kind: "string", help: "require this x-goog-api-key on /v1beta/* (default none)" },
+  { flag: "gemini-thinking-tokens", key: "geminiThinkingTokens", kind: "int", help: "thinking tokens per Gemini answer, inside maxOutputTokens (default 0)" },
+  { flag: "ollama-model", key: "ollamaModel", kind: "string", help: "tag served by the Ollama API /api/* (default llama3.1:8b)" },
+  { flag: "ollama-max-queue", key: "ollamaMaxQueue", kind: "int", help: "OLLAMA_MAX_QUEUE: waiting requests beyond which /api/* answers 503 (default 512)" },
   { flag: "error-rate", key: "errorRate", kind: "number", fault: true, help: "fraction 0-1 of completions answered with an injected error (default 0)" },
   { flag: "error-kinds", key: "errorKinds", kind: "kinds", fault: true, help: "comma list of statuses and/or reset (default 500,503,429,reset)" },
   { flag: "stall-rate", key: "stallRate", kind: "number", fault: true, help: "fraction 0-1 of responses held back (default 0)" },
   { flag: "stall-ms", key: "stallMs", kind: "number", fault: true, help: "how long a stalled response is held, wall ms (default 30000)" },
   { flag: "nul-answer-rate", key: "nulAnswerRate", kind: "number", fault: true, help: "fraction 0-1 of answers containing U+0000; a prompt with <nul> always gets one (default 0)" },
+  { flag: "gemini-rate-limit-rate", key: "geminiRateLimitRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini calls answered 429 with RetryInfo (default 0)" },
+  { flag: "gemini-retry-delay-seconds", key: "geminiRetryDelaySeconds", kind: "number", fault: true, help: "RetryInfo.retryDelay of those 429s, fractional seconds (default 45.837906927)" },
+  { flag: "gemini-daily-quota-rate", key: "geminiDailyQuotaRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini calls answered 429 with a per-day QuotaFailure (default 0)" },
+  { flag: "gemini-safety-rate", key: "geminiSafetyRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini answers withheld, finishReason SAFETY (default 0)" },
+  { flag: "gemini-prompt-block-rate", key: "geminiPromptBlockRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini prompts blocked, promptFeedback.blockReason SAFETY (default 0)" },
+  { flag: "ollama-stream-error-rate", key: "ollamaStreamErrorRate", kind: "number", fault: true, help: "fraction 0-1 of streamed Ollama answers cut by an {\"error\"} line (default 0)" },
   { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
 ];
 
@@ -183,7 +241,7 @@ const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replac
 
 export function simulatorHelp(): string {
   const lines = SPECS.map((s) => `  --${s.flag.padEnd(26)} ${envName(s).padEnd(36)} ${s.help}`);
-  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU.", "", "  flag                         env", ...lines, "  --help"].join("\n");
+  return ["vLLM simulator: OpenAI-compatible API, vLLM scheduling and /metrics without a GPU; Gemini's generateContent and Ollama's native /api/* on the same engine.", "", "  flag                         env", ...lines, "  --help"].join("\n");
 }
 
 /** Options from argv (without node and script) and env. Throws ConfigError naming every bad flag or variable. */

@@ -1,13 +1,16 @@
 /**
  * The programmatic entry: start a simulated vLLM server (tests, demo, benchmark, fault suite) and stop it cleanly.
+ * The same server answers Ollama's native API under /api/ (ollama-api.ts); start it on port 11434 to stand in for one.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Engine } from "./engine.ts";
 import { FaultInjector } from "./faults.ts";
+import { GeminiApi, type GeminiReceived } from "./gemini-api.ts";
 import { OutputGenerator } from "./generator.ts";
 import { RequestHandler } from "./handler.ts";
 import { SimulatorMetrics } from "./metrics.ts";
+import { OllamaApi } from "./ollama-api.ts";
 import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
 import { RequestLog, type RequestLogSnapshot } from "./request-log.ts";
 import type { GenerationRequest } from "./requests.ts";
@@ -18,6 +21,7 @@ export { PROFILES, type ProfileName } from "./profiles.ts";
 export type { Engine, EngineStats } from "./engine.ts";
 export type { RequestLogEntry, RequestLogSnapshot, RequestOutcome } from "./request-log.ts";
 export { NUL_ANSWER_MARKER } from "./faults.ts";
+export type { GeminiReceived } from "./gemini-api.ts";
 
 export interface RunningSimulator {
   /** http://host:port, no trailing slash. */
@@ -30,6 +34,8 @@ export interface RunningSimulator {
   requestLog(): RequestLogSnapshot;
   /** The texts a chat or completion body would be answered with, without running it (throws on a bad body). */
   expectedTexts(kind: GenerationRequest["kind"], body: unknown): string[];
+  /** The last Gemini API requests received (/v1beta/*), oldest first: what the client sent. */
+  geminiRequests(): GeminiReceived[];
   /** Change failure injection at run time; `engineDead: true` also fails every request in flight. */
   setFaults(f: Partial<FaultOptions>): void;
   /** Stop the clock, fail in-flight requests, close every socket; resolves when the server is fully closed. */
@@ -47,7 +53,13 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   const generator = new OutputGenerator(resolved.seed, resolved.earlyStopRate, resolved.meanOutputTokens);
   const requestLog = new RequestLog(resolved.requestLog);
   const handler = new RequestHandler({ options: resolved, engine, generator, faults, metrics, requestLog });
-  const server = createServer({ noDelay: true, keepAlive: true }, handler.listener);
+  // Google's Gemini API (/v1beta/*) and Ollama's native API (/api/*) on the same engine: one process, three protocols.
+  const gemini = new GeminiApi({ options: resolved, engine, generator, faults });
+  const ollama = new OllamaApi({ options: resolved, engine, generator, faults, requestLog });
+  const server = createServer({ noDelay: true, keepAlive: true }, (req, res) => {
+    if (gemini.handles(req)) return gemini.listener(req, res);
+    return (ollama.handles(req.url) ? ollama.listener : handler.listener)(req, res);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -68,6 +80,7 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
     engine,
     requestLog: () => requestLog.snapshot(),
     expectedTexts: (kind, body) => handler.expectedTexts(kind, body),
+    geminiRequests: () => gemini.requests(),
     setFaults(patch) {
       // Validate the whole result the same way startup does (throws ConfigError).
       const next = resolveSimulatorOptions({ ...resolved, faults: { ...faults.options, ...patch } }).faults;
@@ -80,6 +93,8 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
       closing ??= new Promise<void>((resolve, reject) => {
         engine.close();
         handler.close();
+        gemini.close();
+        ollama.close();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       });
