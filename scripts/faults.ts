@@ -115,14 +115,9 @@ async function main(): Promise<number> {
     let servedBefore = 0;
     const calls: RequestLogEntry[] = [];
     let callsDropped = 0;
-    let probes = 0;
     const collectCalls = () => {
       const snapshot = sim.requestLog();
-      // The circuit breaker's half-open probes (one-token generations) serve no job: counted apart.
-      for (const e of snapshot.entries) {
-        if (e.requestId?.startsWith("circuit-probe:")) probes += 1;
-        else calls.push(e);
-      }
+      calls.push(...snapshot.entries);
       callsDropped += snapshot.dropped;
     };
     cleanup.push(() => sim.close());
@@ -361,7 +356,7 @@ async function main(): Promise<number> {
         `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
         `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}; id-less poison dead-lettered more than once: ${r.extraPoisonCopies}`,
         `  as expected: NUL prompts ${r.nulPromptsOk}/${NUL_PROMPTS}, NUL answers ${r.nulAnswersOk}/${NUL_ANSWERS}, crashing jobs dead ${r.crashDeadOk}/${CRASHES}, tenant conflicts ${r.tenantConflictsOk}/${CONFLICTS}, sent twice ${r.doubleSentOk}/${DOUBLES}`,
-        `  provider calls per valid job ${summary.provider_calls_per_job} (${calls.length} logged, ${summary.calls_without_id} without a job id, ${callsDropped} dropped; ${probes} circuit probes)`,
+        `  provider calls per valid job ${summary.provider_calls_per_job} (${calls.length} logged, ${summary.calls_without_id} without a job id, ${callsDropped} dropped)`,
         JSON.stringify(summary),
         "",
       ].join("\n"),
