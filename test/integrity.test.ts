@@ -278,3 +278,25 @@ test("circuit open: held jobs go back without a call and no job spends a second 
     await s.close();
   }
 });
+
+test("a last delivery handed back unrun travels as a fresh copy and its job is not swept dead meanwhile", async () => {
+  const q = await queueFixture({ maxReceiveCount: 3, visibilityTimeoutSeconds: 10 });
+  const s = await storeFixture();
+  const sim = await startVllmSimulator({ port: 0, timeScale: 0.05 });
+  const held = job("held-elsewhere", "t", "a question another worker holds");
+  await send(q, [encodeJob(held)]);
+  // Two deliveries spent; the next one is the last SQS allows.
+  for (let i = 0; i < 2; i++) await q.queue.receive(q.queueUrl, { maxMessages: 1, waitTimeSeconds: 1, visibilityTimeoutSeconds: 0 });
+  // Another worker holds a live lease for 3 s, then vanishes: this worker's last delivery finds the job leased.
+  await s.store.claim([{ job: held, workerId: "ghost", leaseMs: 3_000, messageId: "m0", receiveCount: 1 }]);
+  const w = testWorker(q, s.store, sim.url, { maxReceiveCount: 3, visibilityTimeoutSeconds: 10, heartbeatIntervalMs: 100, maintenanceIntervalMs: 200 });
+  try {
+    await until(async () => (await s.store.get(held.id))?.status === "succeeded" || (await s.store.get(held.id))?.status === "dead", "the job to end", 30_000);
+    const row = await s.store.get(held.id);
+    assert.equal(row?.status, "succeeded", `${row?.error?.code}: ${row?.error?.message}`);
+  } finally {
+    await w.stop();
+    await sim.close();
+    await s.close();
+  }
+});

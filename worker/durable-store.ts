@@ -13,7 +13,7 @@ import { isRetryable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { JobStore } from "../shared/store/jobs.ts";
 
-type Method = "claim" | "complete" | "finish" | "release";
+type Method = "claim" | "complete" | "finish" | "release" | "resetDeliveries";
 type Item<M extends Method> = Parameters<JobStore[M]>[0][number];
 type Out<M extends Method> = Awaited<ReturnType<JobStore[M]>> extends (infer O)[] ? Exclude<O, Error> : void;
 
@@ -48,7 +48,7 @@ export class DurableStore {
       lingerMs: 50,
       run: (ids) => this.store.recordProviderCall(ids),
     });
-    this.batchers = { claim: make("claim"), complete: make("complete"), finish: make("finish"), release: make("release") };
+    this.batchers = { claim: make("claim"), complete: make("complete"), finish: make("finish"), release: make("release"), resetDeliveries: make("resetDeliveries") };
   }
 
   get isHealthy(): boolean {
@@ -76,6 +76,9 @@ export class DurableStore {
   }
   release(item: Item<"release">): Promise<Out<"release">> {
     return this.durably("release", item);
+  }
+  resetDeliveries(id: Item<"resetDeliveries">): Promise<Out<"resetDeliveries">> {
+    return this.durably("resetDeliveries", id);
   }
 
   /** Count a provider call for the audit trail (provider_calls); best effort, never delays or fails the job. */

@@ -90,7 +90,7 @@ export class Processor {
     held.deadlineAt = deadlineAt;
     if (draining.aborted) {
       // Not started yet and we are shutting down: hand it straight back to the queue.
-      await this.o.settlement.handBack(message);
+      await this.handBack(message, job.id);
       return "released";
     }
     let claim;
@@ -109,7 +109,7 @@ export class Processor {
       // Another live worker runs this job: come back when its lease would have run out, to find it finished.
       const wait = Math.ceil((claim.expiresAt.getTime() - Date.now()) / 1000) + 1;
       this.o.log.debug({ jobId: job.id, messageId: message.messageId, owner: claim.owner, waitSeconds: wait }, "leased by a live worker: handed back");
-      await this.o.settlement.handBack(message, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
+      await this.handBack(message, job.id, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
       return "leased";
     }
     return this.run(job, held, deadlineAt, stop, claim.attempts);
@@ -177,7 +177,7 @@ export class Processor {
     if (stop.aborted || errorCode(err) === "PROVIDER_CIRCUIT_OPEN") {
       const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
       await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
-      await this.o.settlement.handBack(message, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
+      await this.handBack(message, job.id, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
@@ -247,6 +247,16 @@ export class Processor {
     this.o.log.warn({ messageId: message.messageId, jobId: id }, "job id already used by another tenant: message dead-lettered");
     await this.o.settlement.deadLetter(message, { code: "JOB_ID_CONFLICT", message: `id ${id} belongs to ${owner === undefined ? "an earlier message" : "another tenant"}; this message was not run` });
     return "conflict";
+  }
+
+  /**
+   * Give back a message whose job did not finish here. When settlement sent a fresh copy (a last delivery), the spent
+   * message's deliveries are forgotten in the store, or the lost-job sweep would record `dead` a job its copy carries.
+   */
+  private async handBack(message: ReceivedMessage, jobId: string, delaySeconds = 0): Promise<void> {
+    if (await this.o.settlement.handBack(message, delaySeconds)) {
+      await this.o.store.resetDeliveries(jobId).catch((err: unknown) => this.o.log.warn({ err, jobId }, "could not reset the delivery count after a requeue"));
+    }
   }
 
   private deadlineOf(job: Job): number | undefined {

@@ -76,9 +76,13 @@ export class Settlement {
   /**
    * Give back a message whose job did not run here (drain, another worker's lease, circuit open). On its last
    * delivery a hand-back would send it to the DLQ unrun, so a fresh copy goes to the queue and this one is deleted.
+   * Resolves true when a copy was sent (the caller tells the store: the spent message's deliveries no longer count).
    */
-  async handBack(message: ReceivedMessage, delaySeconds = 0): Promise<void> {
-    if (message.receiveCount < this.o.maxReceiveCount) return this.setVisibility(message, delaySeconds);
+  async handBack(message: ReceivedMessage, delaySeconds = 0, o: { requeueLastDelivery: boolean } = { requeueLastDelivery: true }): Promise<boolean> {
+    if (message.receiveCount < this.o.maxReceiveCount || !o.requeueLastDelivery) {
+      await this.setVisibility(message, delaySeconds);
+      return false;
+    }
     const copy: SendEntry = { id: "0", body: message.body, delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round(delaySeconds))), attributes: message.attributes };
     try {
       const { failed } = await this.o.queue.sendBatch(message.queueUrl, [copy]);
@@ -86,10 +90,12 @@ export class Settlement {
     } catch (err) {
       // The copy did not go: leave the original to SQS (the store's lost-job sweep records it dead if it reaches the DLQ).
       this.o.log.warn({ err, messageId: message.messageId }, "requeue of a last-delivery message failed; handing it back");
-      return this.setVisibility(message, delaySeconds);
+      await this.setVisibility(message, delaySeconds);
+      return false;
     }
     this.o.log.info({ messageId: message.messageId, receiveCount: message.receiveCount }, "last delivery handed back as a fresh copy");
     await this.ack(message);
+    return true;
   }
 
   /**

@@ -227,7 +227,8 @@ export class Worker {
       .catch(async (err) => {
         // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
         this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
-        await this.settlement.handBack(message);
+        // Not as a fresh copy: the store, which would have to forget the spent deliveries, is what failed.
+        await this.settlement.handBack(message, 0, { requeueLastDelivery: false });
       })
       .finally(() => {
         this.heartbeat.untrack(message);

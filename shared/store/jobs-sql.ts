@@ -163,3 +163,9 @@ SELECT tenant, provider, count(*)::int AS jobs, coalesce(sum(prompt_tokens), 0):
  WHERE finished_at >= $1 AND finished_at < $2 AND status = 'succeeded' AND ($3::text IS NULL OR tenant = $3)
  GROUP BY tenant, provider
  ORDER BY tenant, provider`;
+
+// A fresh copy of the job's message was sent (a last delivery handed back unrun): the deliveries counted so far belong
+// to a message that no longer exists, so a lost-job sweep must not count them. The copy's claim sets its own count.
+export const RESET_DELIVERIES_SQL = `
+WITH ${lockInOrder(`x.status IN ${UNFINISHED}`)}
+UPDATE jobs AS j SET receive_count = 0 FROM locked l WHERE j.id = l.id`;

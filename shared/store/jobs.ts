@@ -234,6 +234,12 @@ export class JobStore {
     return perItem(items.length, failed);
   }
 
+  /** A fresh copy of each job's message was sent: forget the spent message's deliveries (see RESET_DELIVERIES_SQL). */
+  async resetDeliveries(ids: string[]): Promise<(undefined | StoreError)[]> {
+    const { failed } = await isolateFailures(ids.map((_, i) => i), "jobs_reset_deliveries", (idx) => this.query("jobs_reset_deliveries", sql.RESET_DELIVERIES_SQL, [idx.map((i) => ids[i])]));
+    return perItem(ids.length, failed);
+  }
+
   /** Reopen `dead` jobs (DLQ redrive) so workers run them again, only the given tenant's when one is given; returns the ids reopened. */
   async reopenDead(items: { id: string; tenant?: string }[]): Promise<string[]> {
     const { rows } = await isolateFailures(items, "jobs_reopen_dead", (b) =>
