@@ -13,6 +13,7 @@ import type { GeminiClientOptions } from "../shared/providers/gemini.ts";
 import { isAbortError } from "../shared/providers/provider.ts";
 import { startVllmSimulator, type FaultOptions, type SimulatorOptions } from "../scripts/simulators/vllm/server.ts";
 import { estimateChatTokens } from "../scripts/simulators/vllm/tokens.ts";
+import { rotatingSecret } from "./support/rotating-secret.ts";
 
 const MODEL = "gemini-2.5-flash";
 const KEY = "AIzaSy-test-secret-key-0123456789";
@@ -308,6 +309,60 @@ describe("GeminiClient failures", () => {
     const err = await inFlight;
     assert.ok(err instanceof ProviderRetryableError, String(err));
     assert.equal(err.code, "PROVIDER_CONNECTION");
+  });
+});
+
+describe("GeminiClient: a key from Secrets Manager", () => {
+  const open: Array<{ close(): Promise<unknown> }> = [];
+  after(async () => {
+    for (const o of open.splice(0)) await o.close();
+  });
+
+  /** A simulator wanting `simKey` and a client whose key is a secret holding `secretValue`. */
+  async function keyed(simKey: string, secretValue: string) {
+    const secret = await rotatingSecret(secretValue);
+    const env = await setup({ geminiApiKey: simKey }, { apiKey: secret.holder });
+    open.push({ close: () => env.close().then(() => secret.close()) });
+    return { ...env, secret };
+  }
+
+  const shown = (err: unknown) => [String(err), (err as Error).stack ?? "", inspect(err, { depth: 10 }), JSON.stringify(err)].join("\n");
+
+  test("rotation: Google's 400 API_KEY_INVALID refreshes the secret once and the retry succeeds; no key in any log line", async () => {
+    const { gemini, server, secret } = await keyed("AIzaSy-key-one-0001", "AIzaSy-key-one-0001");
+    assert.ok((await gemini.generate(user("before"))).completionTokens >= 1);
+    secret.rotate("AIzaSy-key-two-0002");
+    server.options.geminiApiKey = "AIzaSy-key-two-0002";
+    assert.ok((await gemini.generate(user("after"))).completionTokens >= 1);
+    assert.equal(secret.holder.current(), "AIzaSy-key-two-0002");
+    assert.equal(secret.calls(), 2, "one fetch at start, one refresh after the auth failure");
+    assert.equal(await gemini.health(), true, "later calls send the new key without another refresh");
+    assert.equal(secret.calls(), 2);
+    for (const line of secret.lines) assert.ok(!line.includes("AIzaSy-key-one") && !line.includes("AIzaSy-key-two"), line);
+  });
+
+  test("an auth failure with the secret unchanged: one refresh, PROVIDER_AUTH, the quoted key nowhere; a later rotation is picked up", async () => {
+    const { gemini, secret } = await keyed("AIzaSy-right-key-0003", "AIzaSy-stale-key-0004");
+    const err = await failure(gemini.generate(user("x")));
+    assert.ok(err instanceof ProviderTerminalError, String(err));
+    assert.equal(err.code, "PROVIDER_AUTH");
+    assert.equal(err.statusCode, 400);
+    assert.equal(secret.calls(), 2, "refreshed once");
+    // The simulator quotes the key it got in a DebugInfo detail, as Google has.
+    assert.ok(!shown(err).includes("AIzaSy-stale-key-0004"), shown(err));
+    secret.rotate("AIzaSy-right-key-0003");
+    assert.ok((await gemini.generate(user("x"))).completionTokens >= 1);
+    assert.equal(secret.calls(), 3);
+  });
+
+  test("rotated to a key the server does not know yet: the old and the new key are both kept out of the error", async () => {
+    const { gemini, secret } = await keyed("AIzaSy-server-key-0005", "AIzaSy-old-key-0006");
+    secret.rotate("AIzaSy-new-key-0007");
+    const err = await failure(gemini.generate(user("x")));
+    assert.ok(err instanceof ProviderTerminalError, String(err));
+    assert.equal(err.code, "PROVIDER_AUTH");
+    assert.equal(secret.calls(), 2, "the retry's auth failure does not refresh again");
+    for (const key of ["AIzaSy-old-key-0006", "AIzaSy-new-key-0007"]) assert.ok(!shown(err).includes(key), shown(err));
   });
 });
 

@@ -14,6 +14,7 @@ import { CallDeadline, isAbortError } from "../shared/providers/provider.ts";
 import { VllmClient, apportion } from "../shared/providers/vllm.ts";
 import { startVllmSimulator, type RunningSimulator, type SimulatorOptions } from "../scripts/simulators/vllm/server.ts";
 import { estimateChatTokens, estimateTextTokens } from "../scripts/simulators/vllm/tokens.ts";
+import { rotatingSecret, type RotatingSecret } from "./support/rotating-secret.ts";
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
 
@@ -285,6 +286,71 @@ describe("VllmClient failures", () => {
     assert.equal(load?.running, 3);
     assert.equal(load?.waiting, 0);
     assert.ok((load?.kvCacheUsage ?? 0) > 0);
+  });
+});
+
+describe("VllmClient: a key from Secrets Manager", () => {
+  const open: Array<{ close(): Promise<unknown> }> = [];
+  after(async () => {
+    for (const o of open.splice(0)) await o.close();
+  });
+
+  async function keyed(simKey: string, secretValue: string): Promise<{ server: RunningSimulator; vllm: VllmClient; secret: RotatingSecret }> {
+    const secret = await rotatingSecret(secretValue);
+    const server = await startVllmSimulator({ port: 0, profile: "instant", apiKey: simKey });
+    const vllm = new VllmClient({ baseUrl: server.url, model: MODEL, timeoutMs: 5_000, apiKey: secret.holder });
+    open.push({ close: () => vllm.close().then(() => server.close()).then(() => secret.close()) });
+    return { server, vllm, secret };
+  }
+
+  /** Every string the error could be shown as. */
+  const shown = (err: unknown) => [String(err), (err as Error).stack ?? "", JSON.stringify(err), JSON.stringify({ m: (err as Error).message })].join("\n");
+
+  test("rotation: the next call's 401 refreshes the secret once and the retry succeeds; no key in any log line", async () => {
+    const { server, vllm, secret } = await keyed("sk-key-one", "sk-key-one");
+    assert.equal((await vllm.generate({ prompt: "before", params: { max_tokens: 4 } })).provider, "vllm");
+    // The key is rotated in Secrets Manager and on the server; the client still holds the old one.
+    secret.rotate("sk-key-two");
+    server.options.apiKey = "sk-key-two";
+    const c = await vllm.generate({ prompt: "after", params: { max_tokens: 4 } });
+    assert.ok(c.completionTokens >= 1);
+    assert.equal(secret.holder.current(), "sk-key-two");
+    assert.equal(secret.calls(), 2, "one fetch at start, one refresh after the 401");
+    assert.deepEqual(await vllm.models(), [MODEL], "later calls send the new key without another refresh");
+    assert.equal(secret.calls(), 2);
+    assert.ok(secret.lines.some((l) => l.includes("secret rotated")), "the resolver saw the rotation");
+    for (const line of secret.lines) assert.ok(!line.includes("sk-key-one") && !line.includes("sk-key-two"), line);
+  });
+
+  test("a 401 with the secret unchanged: one refresh, no retry, PROVIDER_AUTH without the key; a later rotation is picked up", async () => {
+    const { vllm, secret } = await keyed("sk-right-key", "sk-stale-key");
+    const err = await failure(vllm.generate({ prompt: "x", params: {} }));
+    assert.ok(err instanceof ProviderTerminalError, String(err));
+    assert.equal(err.code, "PROVIDER_AUTH");
+    assert.equal(err.statusCode, 401);
+    assert.equal(secret.calls(), 2, "refreshed once");
+    assert.ok(!shown(err).includes("sk-stale-key"), shown(err));
+    secret.rotate("sk-right-key");
+    assert.ok((await vllm.generate({ prompt: "x", params: { max_tokens: 2 } })).completionTokens >= 1);
+    assert.equal(secret.calls(), 3);
+  });
+
+  test("a server quoting the key it got: neither the old nor the new key is in the error", async () => {
+    // Answers every request 401 with the bearer token in its message, as a careless proxy might.
+    const echo: Server = createServer((req, res) => {
+      res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: `invalid key ${req.headers.authorization ?? ""}` } }));
+    });
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    const secret = await rotatingSecret("sk-old-quoted");
+    const vllm = new VllmClient({ baseUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`, model: MODEL, timeoutMs: 5_000, apiKey: secret.holder });
+    open.push({ close: () => vllm.close().then(() => new Promise<void>((r) => echo.close(() => r()))).then(() => secret.close()) });
+    secret.rotate("sk-new-quoted");
+    const err = await failure(vllm.generate({ prompt: "x", params: {} }));
+    assert.ok(err instanceof ProviderTerminalError);
+    assert.equal(err.code, "PROVIDER_AUTH");
+    assert.match(err.message, /invalid key Bearer \[redacted\]/);
+    for (const key of ["sk-old-quoted", "sk-new-quoted"]) assert.ok(!shown(err).includes(key), shown(err));
+    assert.equal(secret.calls(), 2, "the retry's 401 does not refresh again");
   });
 });
 

@@ -91,17 +91,14 @@ function withoutUserInfo(endpoint: string): string {
 }
 
 /**
- * DATABASE_PASSWORD and VLLM_API_KEY, each a value or a Secrets Manager ARN, fetched together before any client is
- * built. The pool asks for the password on each new connection, so a rotation reaches it without a restart.
+ * DATABASE_PASSWORD, VLLM_API_KEY and GEMINI_API_KEY, each a value or a Secrets Manager ARN, fetched together before
+ * any client is built. The pool asks for the password on each new connection and the provider clients read their key
+ * per request (refreshing it after an auth failure), so a rotation reaches them without a restart.
  */
 async function resolveSecrets(config: Config, log: Logger, closers: CleanupStep[]): Promise<{ databasePassword?: SecretValue; vllmApiKey?: SecretValue; geminiApiKey?: SecretValue }> {
   const resolver = new SecretResolver({ endpoint: config.secrets.endpoint, refreshIntervalMs: config.secrets.refreshIntervalMs, log });
   closers.push(() => resolver.close());
   const secrets = await resolver.resolveAll({ DATABASE_PASSWORD: config.store.password, VLLM_API_KEY: config.vllm.apiKey, GEMINI_API_KEY: config.providers.gemini?.apiKey });
-  // The provider clients take a fixed key: until they read the holder per request, say so.
-  for (const name of ["VLLM_API_KEY", "GEMINI_API_KEY"] as const) {
-    secrets[name]?.onChange(() => log.warn({ secret: name }, "provider key rotated; the client keeps the key it started with until a restart"));
-  }
   return { databasePassword: secrets.DATABASE_PASSWORD, vllmApiKey: secrets.VLLM_API_KEY, geminiApiKey: secrets.GEMINI_API_KEY };
 }
 
@@ -125,7 +122,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     if (!(await cache.ready())) log.warn("Redis not reachable at start; results go to Postgres only until it is");
   }
   const concurrency = config.worker.concurrency ?? config.vllm.maxNumSeqs;
-  const chain = buildProviderChain(config, concurrency, { vllm: secrets.vllmApiKey?.current(), gemini: secrets.geminiApiKey?.current() });
+  const chain = buildProviderChain(config, concurrency, { vllm: secrets.vllmApiKey, gemini: secrets.geminiApiKey });
   closers.push(() => chain.close());
   log.info({ chain: chain.routes.map((r) => r.name ?? r.provider.name) }, "provider chain");
   return new Worker({

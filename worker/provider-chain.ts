@@ -8,6 +8,7 @@ import { GeminiClient } from "../shared/providers/gemini.ts";
 import { OllamaClient } from "../shared/providers/ollama.ts";
 import type { ProviderRouterOptions, RouteOptions } from "../shared/providers/router.ts";
 import { RedisSpendLedger } from "../shared/providers/redis-spend-ledger.ts";
+import type { SecretValue } from "../shared/secrets.ts";
 import { VllmClient } from "../shared/providers/vllm.ts";
 
 export interface ProviderChain {
@@ -17,8 +18,11 @@ export interface ProviderChain {
   close(): Promise<void>;
 }
 
-/** `keys`: the provider keys as resolved at start (config may hold Secrets Manager ARNs in their place). */
-export function buildProviderChain(config: Config, concurrency: number, keys: { vllm?: string; gemini?: string }): ProviderChain {
+/**
+ * `keys`: the provider keys' holders from the SecretResolver (config may hold Secrets Manager ARNs in their place).
+ * The clients read them per request and refresh them after an auth failure, so a rotation needs no restart.
+ */
+export function buildProviderChain(config: Config, concurrency: number, keys: { vllm?: SecretValue; gemini?: SecretValue }): ProviderChain {
   const p = config.providers;
   // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
   const vllm = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: keys.vllm, timeoutMs: config.vllm.timeoutMs, connections: concurrency });

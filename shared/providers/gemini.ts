@@ -10,6 +10,8 @@ import { Pool } from "undici";
 import type { Dispatcher } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import type { FleetErrorOptions } from "../errors.ts";
+import type { SecretValue } from "../secrets.ts";
+import { ApiKey } from "./api-key.ts";
 import { toProviderError } from "./http-errors.ts";
 import type { FailureContext, ProviderError, ProviderFailure } from "./http-errors.ts";
 import { CallDeadline, abortError } from "./provider.ts";
@@ -20,8 +22,11 @@ export interface GeminiClientOptions {
   baseUrl: string;
   /** Model used when a request names none, e.g. "gemini-2.5-flash" (a leading "models/" is accepted). */
   model: string;
-  /** Sent as `x-goog-api-key`; never in a URL, a message or a log. */
-  apiKey: string;
+  /**
+   * Sent as `x-goog-api-key`; never in a URL, a message or a log. A SecretValue is read per request; after an auth
+   * failure (PROVIDER_AUTH: 401, 403, 400 API_KEY_*) it is refreshed once and the request retried once if it changed.
+   */
+  apiKey: string | SecretValue;
   /** Per-call deadline for generation, including time queued in this client. */
   timeoutMs: number;
   /** Connections for generation. Default 64: a paid fallback paced by its quota, not the fleet's main road. */
@@ -103,7 +108,7 @@ export class GeminiClient implements Provider {
   private readonly control: Pool;
   private readonly pathPrefix: string;
   private readonly headers: Record<string, string>;
-  private readonly secrets: string[];
+  private readonly key: ApiKey;
   private readonly controlTimeoutMs: number;
   private closing?: Promise<void>;
 
@@ -111,8 +116,8 @@ export class GeminiClient implements Provider {
     const url = new URL(o.baseUrl);
     this.pathPrefix = url.pathname.replace(/\/+$/, "");
     this.controlTimeoutMs = o.controlTimeoutMs ?? Math.min(o.timeoutMs, 10_000);
-    this.headers = { "content-type": "application/json", accept: "application/json", "x-goog-api-key": o.apiKey };
-    this.secrets = o.apiKey === "" ? [] : [o.apiKey];
+    this.headers = { "content-type": "application/json", accept: "application/json" };
+    this.key = new ApiKey(o.apiKey);
     // undici's own header/body timeouts only back up CallDeadline (which cuts the call at timeoutMs).
     const backstop = (ms: number) => ({ headersTimeout: ms + 1_000, bodyTimeout: ms + 1_000, keepAliveTimeout: KEEP_ALIVE_MS });
     this.pool = new Pool(url.origin, { connections: o.connections ?? 64, pipelining: 1, ...backstop(o.timeoutMs) });
@@ -152,10 +157,7 @@ export class GeminiClient implements Provider {
     return this.closing;
   }
 
-  /**
-   * One HTTP exchange under a CallDeadline. Resolves with any status and the body text (always read or
-   * destroyed, so the socket goes back to the pool); rejects with a provider error or the caller's AbortError.
-   */
+  /** `sendOnce`, and once more after an auth failure if refreshing the key found a new one (a rotation). */
   private async send(
     pool: Pool,
     operation: string,
@@ -166,8 +168,29 @@ export class GeminiClient implements Provider {
     signal?: AbortSignal,
     extraHeaders?: Record<string, string>,
   ): Promise<Answer> {
+    const once = () => this.sendOnce(pool, operation, method, path, body, timeoutMs, signal, extraHeaders);
+    const answer = await once();
+    if (isOk(answer) || this.statusFailure(answer, operation).code !== "PROVIDER_AUTH") return answer;
+    return (await this.key.refreshed(signal)) ? once() : answer;
+  }
+
+  /**
+   * One HTTP exchange under a CallDeadline. Resolves with any status and the body text (always read or
+   * destroyed, so the socket goes back to the pool); rejects with a provider error or the caller's AbortError.
+   */
+  private async sendOnce(
+    pool: Pool,
+    operation: string,
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    extraHeaders?: Record<string, string>,
+  ): Promise<Answer> {
     const deadline = new CallDeadline(timeoutMs, signal);
-    const headers = extraHeaders === undefined ? this.headers : { ...this.headers, ...extraHeaders };
+    // Sent even when empty, as before: Google answers a missing key with 403, which is what the caller should see.
+    const headers = { ...this.headers, "x-goog-api-key": this.key.current() ?? "", ...extraHeaders };
     try {
       const res = await pool.request({ method, path: this.pathPrefix + path, headers, body, signal: deadline.signal });
       const ok = res.statusCode >= 200 && res.statusCode < 300;
@@ -198,11 +221,11 @@ export class GeminiClient implements Provider {
 
   private statusFailure(answer: Answer, operation: string): ProviderError {
     const failure = { kind: "status" as const, statusCode: answer.statusCode, headers: answer.headers, body: answer.text };
-    return toGeminiError(failure, { provider: PROVIDER, operation, secrets: this.secrets });
+    return toGeminiError(failure, { provider: PROVIDER, operation, secrets: this.key.redactions() });
   }
 
   private failure(failure: ProviderFailure, operation: string): ProviderError {
-    return toProviderError(failure, { provider: PROVIDER, operation, secrets: this.secrets });
+    return toProviderError(failure, { provider: PROVIDER, operation, secrets: this.key.redactions() });
   }
 }
 

@@ -6,6 +6,8 @@
 import { Pool } from "undici";
 import type { Dispatcher } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
+import type { SecretValue } from "../secrets.ts";
+import { ApiKey } from "./api-key.ts";
 import { toProviderError } from "./http-errors.ts";
 import type { ProviderError, ProviderFailure } from "./http-errors.ts";
 import { readVllmLoad } from "./metrics.ts";
@@ -20,8 +22,11 @@ export interface VllmClientOptions {
   baseUrl: string;
   /** Model used when a request names none. */
   model: string;
-  /** Sent as `Authorization: Bearer`; never logged or put in a message. */
-  apiKey?: string;
+  /**
+   * Sent as `Authorization: Bearer`; never logged or put in a message. A SecretValue is read per request; after a
+   * 401/403 it is refreshed once and the request retried once if the key changed (a rotation without a restart).
+   */
+  apiKey?: string | SecretValue;
   /** Per-call deadline for generation, including time queued in this client. */
   timeoutMs: number;
   /**
@@ -59,7 +64,7 @@ export class VllmClient implements Provider {
   private readonly control: Pool;
   private readonly pathPrefix: string;
   private readonly headers: Record<string, string>;
-  private readonly secrets: string[];
+  private readonly key: ApiKey;
   private readonly controlTimeoutMs: number;
   private closing?: Promise<void>;
 
@@ -68,8 +73,7 @@ export class VllmClient implements Provider {
     this.pathPrefix = url.pathname.replace(/\/+$/, "");
     this.controlTimeoutMs = o.controlTimeoutMs ?? Math.min(o.timeoutMs, 10_000);
     this.headers = { "content-type": "application/json", accept: "application/json" };
-    if (o.apiKey !== undefined) this.headers.authorization = `Bearer ${o.apiKey}`;
-    this.secrets = o.apiKey === undefined ? [] : [o.apiKey];
+    this.key = new ApiKey(o.apiKey);
     // undici's own header/body timeouts only back up CallDeadline (which cuts the call at timeoutMs).
     const backstop = (ms: number) => ({ headersTimeout: ms + 1_000, bodyTimeout: ms + 1_000 });
     this.pool = new Pool(url.origin, {
@@ -191,10 +195,7 @@ export class VllmClient implements Provider {
     return this.json(operation, answer);
   }
 
-  /**
-   * One HTTP exchange under a CallDeadline. Resolves with any status and the body text (always read or
-   * destroyed, so the socket goes back to the pool); rejects with a provider error or the caller's AbortError.
-   */
+  /** `send`, and once more after a 401/403 if refreshing the key found a new one (the old one was rotated away). */
   private async send(
     pool: Pool,
     operation: string,
@@ -205,8 +206,29 @@ export class VllmClient implements Provider {
     signal?: AbortSignal,
     extraHeaders?: Record<string, string>,
   ): Promise<Answer> {
+    const once = () => this.sendOnce(pool, operation, method, path, body, timeoutMs, signal, extraHeaders);
+    const answer = await once();
+    if (answer.statusCode !== 401 && answer.statusCode !== 403) return answer;
+    return (await this.key.refreshed(signal)) ? once() : answer;
+  }
+
+  /**
+   * One HTTP exchange under a CallDeadline. Resolves with any status and the body text (always read or
+   * destroyed, so the socket goes back to the pool); rejects with a provider error or the caller's AbortError.
+   */
+  private async sendOnce(
+    pool: Pool,
+    operation: string,
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    extraHeaders?: Record<string, string>,
+  ): Promise<Answer> {
     const deadline = new CallDeadline(timeoutMs, signal);
-    const headers = extraHeaders === undefined ? this.headers : { ...this.headers, ...extraHeaders };
+    const key = this.key.current();
+    const headers = { ...this.headers, ...(key === undefined ? {} : { authorization: `Bearer ${key}` }), ...extraHeaders };
     try {
       const res = await pool.request({ method, path: this.pathPrefix + path, headers, body, signal: deadline.signal });
       const ok = res.statusCode >= 200 && res.statusCode < 300;
@@ -259,7 +281,7 @@ export class VllmClient implements Provider {
   }
 
   private failure(failure: ProviderFailure, operation: string): ProviderError {
-    return toProviderError(failure, { provider: PROVIDER, operation, secrets: this.secrets });
+    return toProviderError(failure, { provider: PROVIDER, operation, secrets: this.key.redactions() });
   }
 }
 
