@@ -13,7 +13,7 @@
  *   fallback_jobs_per_s     the fleet with vLLM unreachable, on Ollama + Gemini stand-ins only; with
  *                           fallback_providers (jobs answered by each), fallback_cost_usd and how many succeeded
  * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --fallback-jobs 500 --router-calls 200000
- *        --max-tokens 64
+ *        --fallback-env "KEY=value ..." --max-tokens 64
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -46,6 +46,8 @@ const { values: a } = parseArgs({
     "overhead-jobs": { type: "string", default: "20000" },
     "fallback-jobs": { type: "string", default: "500" },
     "router-calls": { type: "string", default: "200000" },
+    /** Extra worker env for the fallback run, e.g. "PROVIDER_CHAIN=vllm,gemini ROUTER_BUDGET_MS=2000". */
+    "fallback-env": { type: "string", default: "" },
     "max-tokens": { type: "string", default: "64" },
     /** Extra node flags for worker processes, e.g. "--max-semi-space-size=8". */
     "worker-node-flags": { type: "string", default: "" },
@@ -358,7 +360,8 @@ async function fallbackRun(rig: Rig): Promise<FallbackResult> {
   const standIns = await startFallbackStandIns(SIM_FLAGS);
   await rig.pool.query("TRUNCATE jobs");
   const queueUrl = await freshQueue(rig, "fallback");
-  const env = workerEnv(rig, queueUrl, standIns.env.VLLM_URL!, standIns.env);
+  const extra = Object.fromEntries(a["fallback-env"]!.split(" ").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const env = workerEnv(rig, queueUrl, standIns.env.VLLM_URL!, { ...standIns.env, ...extra });
   const workers = Array.from({ length: PROCESSES }, (_, i) => spawnWorker(`bench-fallback-${i}`, env, resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist"));
   try {
     await Promise.all(workers.map((w) => w.ready));
