@@ -117,6 +117,10 @@ describe("ProviderRouter: fallback and breakers", () => {
     await clock.advance(1_000);
     await waiting;
     assert.equal(r.allOpen, false);
+    assert.equal(r.recovering, true, "past the cool-down only a probe may go: the worker takes one message, not a batch");
+    only.answer = () => completion("vllm");
+    await r.generate(REQ);
+    assert.equal(r.recovering, false, "the probe closed it");
   });
 
   test("half-open admits one probe: while it is out every other job is handed back; a failed probe re-opens", async () => {

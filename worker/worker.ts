@@ -185,6 +185,8 @@ export class Worker {
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       weights: this.o.queueWeights,
+      // While every provider is open or half-open only a probe can run: take one message, not a batch to hand back.
+      receiveLimit: () => (this.router.recovering ? 1 : this.o.receiveBatchSize),
       onFatal: () => this.o.onStalled?.(),
       log: this.o.log,
     }));

@@ -171,6 +171,11 @@ export class ProviderRouter implements Provider {
     return this.routes.every((r) => r.unavailable);
   }
 
+  /** No provider is closed: at most probes can be made (every provider open or half-open). */
+  get recovering(): boolean {
+    return this.routes.every((r) => r.breaker.state !== "closed");
+  }
+
   /** Ms until some provider could take a call again (0 if one can now; Infinity while only probes decide). */
   get availableInMs(): number {
     return Math.min(...this.routes.map((r) => r.availableInMs));
