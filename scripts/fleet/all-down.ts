@@ -33,6 +33,8 @@ interface Row {
   id: string;
   status: string;
   attempts: number;
+  /** SQS's ApproximateReceiveCount of the delivery last claimed. */
+  receive_count: number;
   result_writes: number;
   error_code: string | null;
   provider: string | null;
@@ -174,7 +176,9 @@ export async function runAllDown(argv: string[], root: string, log: (line: strin
       waiting_dead: waiting.filter((r) => r?.status === "dead").length,
       lost: all.filter((id) => !byId.has(id)).length,
       duplicates: rows.filter((r) => r.result_writes > 1).length,
+      max_attempts_at_outage_end: Math.max(0, ...atEnd.map((r) => r.attempts)),
       max_attempts: Math.max(0, ...attempts),
+      max_receive_count: Math.max(0, ...waiting.map((r) => r?.receive_count ?? 0)),
       attempts_over_two: attempts.filter((n) => n > 2).length,
       dlq,
       dlq_during_outage: dlqDuring,
@@ -187,7 +191,7 @@ export async function runAllDown(argv: string[], root: string, log: (line: strin
       [
         `all providers down: ${JOBS} jobs (${withDeadline} with a deadline ${a["deadline-ms"]} ms into a ${DOWN_MS} ms outage) through ${a.workers} workers`,
         `  with a deadline: ${summary.deadline_expired}/${withDeadline} ended with a code ${JSON.stringify(codes)}, ${summary.deadline_ended_early} before their deadline`,
-        `  without one: ${harmed.length} harmed during the outage, ${summary.waiting_succeeded}/${waitingIds.length} succeeded ${round(recoveredS, 1)} s after the providers came back, ${summary.waiting_dead} dead; attempts max ${summary.max_attempts}, ${summary.attempts_over_two} over two`,
+        `  without one: ${harmed.length} harmed during the outage, ${summary.waiting_succeeded}/${waitingIds.length} succeeded ${round(recoveredS, 1)} s after the providers came back, ${summary.waiting_dead} dead; attempts max ${summary.max_attempts_at_outage_end} when the outage ended, ${summary.max_attempts} at the end (receive count ${summary.max_receive_count}), ${summary.attempts_over_two} jobs over two`,
         `  lost ${summary.lost}, duplicates ${summary.duplicates}, overlapping calls ${summary.overlapping_calls}, DLQ ${dlq} (${dlqDuring} during the outage); answered by ${JSON.stringify(summary.providers)}`,
         JSON.stringify(summary),
         "",
@@ -207,6 +211,6 @@ export async function runAllDown(argv: string[], root: string, log: (line: strin
 }
 
 async function rowsOf(pool: pg.Pool, ids: string[]): Promise<Row[]> {
-  const { rows } = await pool.query<Row>("SELECT id, status, attempts, result_writes, error_code, provider, finished_at FROM jobs WHERE id = ANY($1::text[])", [ids]);
+  const { rows } = await pool.query<Row>("SELECT id, status, attempts, receive_count, result_writes, error_code, provider, finished_at FROM jobs WHERE id = ANY($1::text[])", [ids]);
   return rows;
 }
