@@ -8,6 +8,9 @@
  * lost, written twice, stuck, deadlocked, called twice at once, or a special job did not end as its kind expects.
  *   --jobs 10000 --workers 4 --kills 5 --sim-down-ms 30000 --pg-cut-ms 10000 --poison-rate 0.01 --visibility 20
  *   --nul-prompts 5 --nul-answers 5 --crash-jobs 3 --tenant-conflicts 10 --double-sends 50 --settle-s 40
+ * The vLLM outage is the fallbacks' turn: an Ollama and a Gemini stand-in (simulators of their own) take the work,
+ * jobs per provider are reported, and an outage of 10 s or more must see some jobs answered by one.
+ * `--scenario all-down`: every provider down at once instead (fleet/all-down.ts, its own flags).
  */
 import { parseArgs } from "node:util";
 import type pg from "pg";
@@ -30,9 +33,17 @@ import { overlappingCallIds } from "./fleet/overlapping-calls.ts";
 import { createScratchDatabase, deadlockCount } from "./fleet/pg-stats.ts";
 import { delay } from "../shared/backoff.ts";
 import { round } from "./fleet/stats.ts";
+import { startFallbacks } from "./fleet/fallbacks.ts";
+import { runAllDown } from "./fleet/all-down.ts";
+import { providerCounts } from "./fleet/provider-counts.ts";
 
+/** `mixed` (the default): the run above. `all-down`: every provider gone at once (fleet/all-down.ts, its own flags). */
+const SCENARIO = parseArgs({ options: { scenario: { type: "string", default: "mixed" } }, strict: false }).values.scenario;
 const { values: a } = parseArgs({
+  // all-down parses its own flags; this scenario's defaults stay harmlessly unused.
+  args: SCENARIO === "all-down" ? [] : undefined,
   options: {
+    scenario: { type: "string" },
     jobs: { type: "string", default: "10000" },
     workers: { type: "string", default: "4" },
     kills: { type: "string", default: "5" },
@@ -69,6 +80,8 @@ const CONFLICTS = sized(a["tenant-conflicts"], 4, 1000);
 const DOUBLES = sized(a["double-sends"], 10, 200);
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "..");
 const PG_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** An outage this long must see a fallback answer jobs (the breaker opens within seconds; the fallbacks are up). */
+const FALLBACK_REQUIRED_OUTAGE_MS = 10_000;
 const log = (line: string) => process.stderr.write(`[faults ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 /** A step that runs at most once however often it is called (the audit ends what cleanup would end on failure). */
 function once<T>(step: () => Promise<T>): () => Promise<T> {
@@ -121,6 +134,9 @@ async function main(): Promise<number> {
       callsDropped += snapshot.dropped;
     };
     cleanup.push(() => sim.close());
+    // Ollama and Gemini stand-ins on simulators of their own: the vLLM outage leaves them up to take the work.
+    const fallbacks = await startFallbacks({ timeScale: simOptions.timeScale, requestLog: simOptions.requestLog });
+    cleanup.push(() => fallbacks.close());
 
     const env: Record<string, string> = {
       QUEUE_URLS: queueUrl,
@@ -131,6 +147,7 @@ async function main(): Promise<number> {
       DATABASE_URL: workerDbUrl,
       DATABASE_POOL_SIZE: "5",
       VLLM_URL: sim.url,
+      ...fallbacks.env,
       SQS_VISIBILITY_TIMEOUT_SECONDS: String(VISIBILITY),
       HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
       MAINTENANCE_INTERVAL_MS: String(MAINTENANCE_MS),
@@ -143,7 +160,7 @@ async function main(): Promise<number> {
     const fleet = new WorkerFleet((name) => spawnWorker(name, env, logDir, [], "source", [WORKER_HARNESS]), log);
     cleanup.push(() => fleet.stop());
     await fleet.start(WORKERS);
-    log(`${WORKERS} workers up; emulator ${emulator.endpoint}; simulator :${simPort}; Postgres via fault proxy :${proxy.port}; database ${pg.pathname.slice(1)} schema ${schema}`);
+    log(`${WORKERS} workers up; emulator ${emulator.endpoint}; simulator :${simPort}; fallbacks ${fallbacks.env.OLLAMA_URL} ${fallbacks.env.GEMINI_URL}; Postgres via fault proxy :${proxy.port}; database ${pg.pathname.slice(1)} schema ${schema}`);
 
     // --- the plan: which job is which kind ----------------------------------------------------------------
     const poisonCount = Math.round(JOBS * Number(a["poison-rate"]));
@@ -305,12 +322,20 @@ async function main(): Promise<number> {
     // --- audit --------------------------------------------------------------------------------------------
     await fleet.stop();
     collectCalls();
-    const served = servedBefore + sim.engine.stats().requestsServed;
+    const fallbackCalls = fallbacks.calls();
+    calls.push(...fallbackCalls.entries);
+    callsDropped += fallbackCalls.dropped;
+    const fallbackServed = fallbackCalls.entries.filter((c) => c.outcome === "served").length;
+    const served = servedBefore + sim.engine.stats().requestsServed + fallbackServed;
     const dlq = await drainQueue(queue, dlqUrl);
     const left = await drainQueue(queue, queueUrl);
     const rows = await jobRows(pool, trackedIds);
     const overlapping = overlappingCallIds(calls);
     const r = audit({ plan, rows, dlq, left, overlapping });
+    const providers = providerCounts(rows);
+    // Any job a fallback answered was answered during the outage: vLLM is the first choice whenever it is up.
+    const byFallback = providers.ollama + providers.gemini;
+    const fallbackRequired = Number(a["sim-down-ms"]) >= FALLBACK_REQUIRED_OUTAGE_MS;
     let deadlocksAfter = scratch === undefined ? await deadlockCount(pool) : undefined;
     await endPool();
     deadlocksAfter ??= (await finishScratch())!;
@@ -343,6 +368,9 @@ async function main(): Promise<number> {
       calls_without_id: calls.filter((c) => c.requestId === undefined).length,
       request_log_dropped: callsDropped,
       provider_calls_per_job: round(served / Math.max(1, validCount), 3),
+      providers,
+      served_by_fallback: byFallback,
+      fallback_required: fallbackRequired,
     };
     const stuck = new Set(r.stuckIds);
     const finishedInDlq = dlq.flatMap((m) => (m.jobId !== undefined && m.tenant !== OTHER_TENANT && trackedIds.includes(m.jobId) && !stuck.has(m.jobId) ? [m.jobId] : []));
@@ -356,6 +384,7 @@ async function main(): Promise<number> {
         `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
         `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}; id-less poison dead-lettered more than once: ${r.extraPoisonCopies}`,
         `  as expected: NUL prompts ${r.nulPromptsOk}/${NUL_PROMPTS}, NUL answers ${r.nulAnswersOk}/${NUL_ANSWERS}, crashing jobs dead ${r.crashDeadOk}/${CRASHES}, tenant conflicts ${r.tenantConflictsOk}/${CONFLICTS}, sent twice ${r.doubleSentOk}/${DOUBLES}`,
+        `  answered by provider ${JSON.stringify(providers)}: ${byFallback} by a fallback during the vLLM outage${fallbackRequired ? " (required)" : " (not required at this outage length)"}`,
         `  provider calls per valid job ${summary.provider_calls_per_job} (${calls.length} logged, ${summary.calls_without_id} without a job id, ${callsDropped} dropped)`,
         JSON.stringify(summary),
         "",
@@ -364,7 +393,8 @@ async function main(): Promise<number> {
     const clean = [r.lost, r.duplicates, r.stuckIds.length, deadlocks, r.overlappingCalls, callsDropped].every((n) => n === 0);
     const asExpected =
       r.nulPromptsOk === NUL_PROMPTS && r.nulAnswersOk === NUL_ANSWERS && r.crashDeadOk === CRASHES && r.tenantConflictsOk === CONFLICTS && r.doubleSentOk === DOUBLES;
-    return clean && asExpected && drainExit === 0 ? 0 : 1;
+    const fallbackOk = !fallbackRequired || byFallback > 0;
+    return clean && asExpected && fallbackOk && drainExit === 0 ? 0 : 1;
   } finally {
     await runCleanup(cleanup, (err) => log(`cleanup: ${(err as Error).message}`));
   }
@@ -399,7 +429,7 @@ function tenantOf(body: string): string | undefined {
   }
 }
 
-main().then(
+(SCENARIO === "all-down" ? runAllDown(process.argv.slice(2), ROOT, log) : main()).then(
   (code) => process.exit(code),
   (err: Error) => {
     process.stderr.write(`fault suite failed: ${err.stack ?? err.message}\n`);

@@ -29,6 +29,10 @@ export interface JobRow {
   output: string | null;
   /** The first message's (or the prompt's) text of the stored request. */
   content: string | null;
+  /** Which provider answered; null until one did. */
+  provider?: string | null;
+  /** Claims of the job (deliveries that reached the store). */
+  attempts?: number;
   /** Present once the store counts NUL replacements. */
   output_nul_replaced?: number | null;
 }
