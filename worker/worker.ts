@@ -177,11 +177,13 @@ export class Worker {
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
       // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
-      paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.allOpen,
+      // While providers only admit a probe (recovering), one message at a time: the next waits until this one is settled.
+      paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.allOpen || (this.router.recovering && this.capacity.inUse > 0),
       waitUnpaused: async (signal) => {
         await this.intakeChanged.waitUntil(() => !this.intakeHeld, signal);
         await this.durable.waitHealthy(signal);
         await this.router.waitAnyAvailable(signal);
+        if (this.router.recovering) await this.capacity.waitForIdle(signal);
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       weights: this.o.queueWeights,
