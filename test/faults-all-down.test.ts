@@ -66,12 +66,9 @@ test("all providers down: deadlines expire with a code, the rest wait unharmed a
   assert.ok(s.max_receive_count! < 5, "no waiting job came near the DLQ");
 });
 
-// The outage itself costs a waiting job at most one delivery beyond its first (max_attempts_at_outage_end is 2). The
-// recovery no longer claims batches (one message at a time while providers only admit a probe), but each probe is a
-// real job's call: while everything is still down, the probing job's failed call spends its delivery (measured: max
-// receive count 3 of 5, 10 of 25 waiting jobs over two attempts). Holding a failed probe's message until the next
-// half-open, instead of handing it back, would end that. Open in issue 8.
-test("all providers down: no delivery beyond the first is burned by the outage", { todo: "a failed probe (a real job) spends that job's delivery" }, async () => {
+// The outage costs a waiting job at most the delivery it was holding when the providers went down: while no provider
+// is closed the worker takes no work and the router probes with a one-token call of its own, never with a job.
+test("all providers down: no delivery beyond the first is burned by the outage", async () => {
   const { s, stdout } = await allDown();
   assert.equal(s.attempts_over_two, 0, stdout);
 });

@@ -123,6 +123,26 @@ describe("ProviderRouter: fallback and breakers", () => {
     assert.equal(r.recovering, false, "the probe closed it");
   });
 
+  test("waitAnyClosed probes a rested provider with one token, so no job is spent on a probe; resolves when one closes", async () => {
+    let up = false;
+    const only = new FakeProvider("vllm", () => (up ? completion("vllm") : down()));
+    const { r, clock } = router([route(only)], { coolDownMs: 10_000 });
+    await rejection(r.generate(REQ));
+    assert.equal(only.calls, 3);
+    assert.equal(r.recovering, true);
+    let closed = false;
+    const waiting = r.waitAnyClosed(new AbortController().signal).then(() => (closed = true));
+    await clock.advance(10_000); // rested: a one-token probe, still down
+    await until(() => only.calls === 4, "the first probe");
+    assert.deepEqual({ tokens: only.requests[3]?.params.max_tokens, id: only.requests[3]?.requestId }, { tokens: 1, id: "circuit-probe" });
+    assert.equal(closed, false);
+    up = true;
+    await clock.advance(10_000); // rested again: the probe succeeds and closes it
+    await waiting;
+    assert.equal(only.calls, 5);
+    assert.equal(r.recovering, false);
+  });
+
   test("half-open admits one probe: while it is out every other job is handed back; a failed probe re-opens", async () => {
     let release!: () => void;
     const only = new FakeProvider("vllm", (call) => (call <= 3 ? down() : new Promise((resolve) => (release = () => resolve(down())))));

@@ -31,8 +31,6 @@ export interface PollerOptions {
   waitUnpaused: (signal: AbortSignal) => Promise<void>;
   /** Called with each received batch; every message holds one reserved slot. */
   onMessages: (messages: ReceivedMessage[]) => void;
-  /** Messages one receive may take now (default batchSize): 1 while providers only admit probes, so no burst is handed back. */
-  receiveLimit?: () => number;
   /** A non-retryable queue error (QueueDoesNotExist, AccessDenied...): every loop has stopped. Called once. */
   onFatal?: (err: Error, queueUrl: string) => void;
   log: Logger;
@@ -88,7 +86,7 @@ export class Poller {
       await this.o.capacity.waitForFree(signal);
       if (signal.aborted) break;
       if (this.o.paused()) continue; // paused while we waited for a slot
-      const reserved = this.o.capacity.reserve(Math.min(this.o.batchSize, this.o.receiveLimit?.() ?? this.o.batchSize));
+      const reserved = this.o.capacity.reserve(this.o.batchSize);
       if (reserved === 0) continue;
       let messages: ReceivedMessage[] = [];
       try {

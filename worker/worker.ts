@@ -177,18 +177,15 @@ export class Worker {
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
       // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
-      // While providers only admit a probe (recovering), one message at a time: the next waits until this one is settled.
-      paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.allOpen || (this.router.recovering && this.capacity.inUse > 0),
+      // No intake while no provider is closed: the router probes the rested ones itself, so no job is spent on a probe.
+      paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.recovering,
       waitUnpaused: async (signal) => {
         await this.intakeChanged.waitUntil(() => !this.intakeHeld, signal);
         await this.durable.waitHealthy(signal);
-        await this.router.waitAnyAvailable(signal);
-        if (this.router.recovering) await this.capacity.waitForIdle(signal);
+        await this.router.waitAnyClosed(signal);
       },
       onMessages: (messages) => messages.forEach((m) => this.handle(m)),
       weights: this.o.queueWeights,
-      // While every provider is open or half-open only a probe can run: take one message, not a batch to hand back.
-      receiveLimit: () => (this.router.recovering ? 1 : this.o.receiveBatchSize),
       onFatal: () => this.o.onStalled?.(),
       log: this.o.log,
     }));

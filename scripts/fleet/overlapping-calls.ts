@@ -2,6 +2,7 @@
  * Were two provider calls for the same job in flight at once? That is what a lost lease, a double claim or a
  * redelivery racing a live worker looks like from the backend: the same request id on overlapping intervals.
  */
+import { PROBE_REQUEST_ID } from "../../shared/providers/router.ts";
 
 export interface CallInterval {
   requestId?: string;
@@ -16,7 +17,8 @@ export interface CallInterval {
 export function overlappingCallIds(calls: Iterable<CallInterval>): string[] {
   const byId = new Map<string, CallInterval[]>();
   for (const call of calls) {
-    if (call.requestId === undefined || call.requestId === "") continue;
+    // Without an id, or the router's idle probe (one token, no job): not a job's call.
+    if (call.requestId === undefined || call.requestId === "" || call.requestId === PROBE_REQUEST_ID) continue;
     const list = byId.get(call.requestId);
     if (list === undefined) byId.set(call.requestId, [call]);
     else list.push(call);

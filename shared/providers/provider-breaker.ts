@@ -2,9 +2,9 @@
  * One provider's circuit breaker: closed → open after `failureThreshold` consecutive failures → half-open once
  * `coolDownMs` has passed, admitting exactly one probe call → closed on its success, open again on its failure.
  *
- * Half-open is derived from the clock, not a timer: nothing runs while a provider rests. The probe is a real job's
- * call, not a synthetic one: a paid provider is never billed for health checks, and a probe proves what matters
- * (a generation succeeds), not that some /health answers. Every admission carries the breaker's generation; a
+ * Half-open is derived from the clock, not a timer: nothing runs while a provider rests. The probe is a generation
+ * (a real job's call, or the router's one-token call while the worker takes no work), never a /health: it proves what
+ * matters, that a generation succeeds. Every admission carries the breaker's generation; a
  * verdict from a call admitted before the last transition is stale and ignored (a thousand calls in flight when a
  * backend dies open the breaker once, and their late failures cannot re-open a breaker a probe has just closed).
  */

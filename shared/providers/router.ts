@@ -54,6 +54,12 @@ export interface ProviderRouterOptions {
   random?: () => number;
 }
 
+/** The idle probe: one token, named so a backend's logs (and the fault suite's audit) can tell it from a job. */
+export const PROBE_REQUEST_ID = "circuit-probe";
+const PROBE_REQUEST: CompletionRequest = { prompt: "ping", params: { max_tokens: 1 }, requestId: PROBE_REQUEST_ID };
+/** How soon a probe turned away (another is out, no slot) is tried again, ms. */
+const PROBE_RETRY_MS = 1_000;
+
 export interface RouterHealth {
   allOpen: boolean;
   routes: RouteHealth[];
@@ -169,6 +175,44 @@ export class ProviderRouter implements Provider {
   /** Every provider turns calls away at once (open, probing or over its ceiling): pause intake. */
   get allOpen(): boolean {
     return this.routes.every((r) => r.unavailable);
+  }
+
+  /**
+   * Resolves once some provider is closed. Meanwhile every provider whose cool-down has ended is probed with a
+   * one-token generation: a worker that takes no work while recovering spends no job (and no job's delivery) on a
+   * probe. Costs a paid provider one token per cool-down.
+   */
+  async waitAnyClosed(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && this.recovering) {
+      const ready = this.routes.find((r) => r.breaker.state === "half-open" && r.breaker.admitting);
+      if (ready === undefined || !(await this.probe(ready, signal))) await this.waitAnyAvailableOr(signal, PROBE_RETRY_MS);
+    }
+  }
+
+  /** One synthetic probe; false when the route turned it away (a probe already out, over its ceiling, no slot). */
+  private async probe(route: Route, signal: AbortSignal): Promise<boolean> {
+    const budget = new Budget(this.clock, this.clock.now() + (this.o.budgetMs ?? 30_000));
+    const { permit } = await route.admit(PROBE_REQUEST, budget, signal);
+    if (permit === undefined) return false;
+    try {
+      await permit.succeeded(await route.provider.generate(PROBE_REQUEST, signal));
+    } catch (err) {
+      await permit.abandoned(err, !signal.aborted && countsAgainstProvider(err));
+    }
+    return true;
+  }
+
+  /** waitAnyAvailable, but back after `ms` at the latest (a probe turned away is tried again then). */
+  private async waitAnyAvailableOr(signal: AbortSignal, ms: number): Promise<void> {
+    const wake = new AbortController();
+    const onStop = () => wake.abort();
+    signal.addEventListener("abort", onStop, { once: true });
+    try {
+      await Promise.race([this.waitAnyAvailable(wake.signal), this.clock.sleep(ms, wake.signal).catch(() => undefined)]);
+    } finally {
+      signal.removeEventListener("abort", onStop);
+      wake.abort();
+    }
   }
 
   /** No provider is closed: at most probes can be made (every provider open or half-open). */
