@@ -118,7 +118,8 @@ export class Worker {
       settlement: this.settlement,
       publish: this.publish,
       provider: this.router,
-      circuitOpen: () => this.router.allOpen,
+      // A held job whose turn comes while no provider is closed goes back unrun; the router's own probe finds recovery.
+      circuitOpen: () => this.router.recovering,
       limit: pLimit(o.concurrency),
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       maxReceiveCount: o.maxReceiveCount,
@@ -176,8 +177,8 @@ export class Worker {
       parallelism: this.o.receiveParallelism,
       waitTimeSeconds: this.o.waitTimeSeconds,
       visibilityTimeoutSeconds: this.o.visibilityTimeoutSeconds,
-      // No intake while we cannot record outcomes (store down) or the backend is down (circuit open).
-      // No intake while no provider is closed: the router probes the rested ones itself, so no job is spent on a probe.
+      // No intake while we cannot record outcomes (store down), or while no provider is closed: the router probes the
+      // rested ones itself, so no job is spent on a probe.
       paused: () => this.intakeHeld || !this.durable.isHealthy || this.router.recovering,
       waitUnpaused: async (signal) => {
         await this.intakeChanged.waitUntil(() => !this.intakeHeld, signal);
