@@ -24,6 +24,7 @@ test("nextLimit: cuts by our share of the excess waiting, grows while the queue 
   assert.equal(nextLimit(100, { running: 20, waiting: 0 }, { ours: 20, held: 20 }, o, 1000), 100, "no growth while slots sit idle");
   assert.equal(nextLimit(64, { running: 64, waiting: 0 }, { ours: 64, held: 64 }, o, 1000, true), 128, "slow start doubles");
   assert.equal(nextLimit(64, { running: 0, waiting: 0 }, { ours: 2, held: 64 }, o, 1000, true), 128, "a fast backend: slots full, server idle → grow");
+  assert.equal(nextLimit(64, { running: 0, waiting: 0 }, { ours: 64, held: 64 }, o, 1000, true), 64, "a reading taken before our calls arrived: no growth");
 });
 
 /** What one read of /metrics gives: gauges, "no /metrics" (undefined) or a failure (timeout, 5xx, refused). */
@@ -50,7 +51,8 @@ async function limitsAfter(script: Read[]): Promise<number[]> {
         if (read === "fail") throw new Error("metrics: HTTP 503");
         return read;
       },
-      ourInFlight: () => 1024,
+      // A fast backend: every slot taken, each call finished as soon as it reaches the server (so none shows).
+      ourInFlight: () => 0,
       intervalMs: 0,
       targetWaiting: 8,
       minLimit: 10,

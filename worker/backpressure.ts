@@ -48,8 +48,11 @@ export function nextLimit(
     const cut = Math.ceil((gauges.waiting - o.targetWaiting) * share);
     return Math.max(o.minLimit, Math.min(limit, ours) - cut);
   }
-  // Grow only when the limit is what holds us back: our slots are (nearly) all taken.
-  if (held >= limit * 0.9 && gauges.waiting <= o.targetWaiting / 2) {
+  // Grow only when the limit is what holds us back (our slots are nearly all taken), and not on a reading taken
+  // before our calls reached the server: many of ours in flight that the server does not show yet say nothing about
+  // its queue, and growing on them floods a server about to be full (seen at start-up: peak waiting 112 with a limit
+  // of 64). A fast backend that finishes calls as they come shows few of ours in flight, and still grows.
+  if (held >= limit * 0.9 && gauges.waiting <= o.targetWaiting / 2 && ours <= total + o.targetWaiting) {
     return Math.min(max, slowStart ? limit * 2 : limit + Math.max(1, Math.ceil(limit * 0.1)));
   }
   return limit;
