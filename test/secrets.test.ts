@@ -14,6 +14,8 @@ import { pino, type Logger } from "pino";
 import { embeddedBlocker, resolveDatabase } from "../scripts/local/database.ts";
 import { startSecretsManager, type LocalSecretsManager } from "../scripts/local/secrets-manager.ts";
 import { loadConfig } from "../shared/config.ts";
+import type { StoreError } from "../shared/errors.ts";
+import { JobStore } from "../shared/store/jobs.ts";
 import { createPool, schemaScopedUrl } from "../shared/store/pool.ts";
 import { SecretError, SecretResolver, parseSecretRef, type SecretResolverOptions, type SecretValue } from "../shared/secrets.ts";
 import { PG_URL, queueFixture, stopEmulator, storeFixture, uniqueName, until } from "./support/env.ts";
@@ -283,8 +285,14 @@ test("a rotated database password reaches the pool's next connection after a ref
       sm.put(name, JSON.stringify({ username: role, password: "pw-second" }));
       // `held` keeps its connection, so every query below opens a new one.
       await assert.rejects(pool.query("SELECT 1"), (err: Error & { code?: string }) => err.code === "28P01", "the old password is refused");
+      // What the worker wires: the store tells of a refused password, the secret is fetched again, and the refusal is
+      // the store being unavailable for now (writes retried), never the job's fault.
       clock = 10;
-      assert.equal(await s.DATABASE_PASSWORD!.refresh(), true);
+      const refreshes: Promise<boolean>[] = [];
+      const store = new JobStore(pool, () => void refreshes.push(password.refresh()));
+      await assert.rejects(store.getMany(["any"]), (err: StoreError) => err.code === "STORE_UNAVAILABLE" && err.retryable);
+      assert.equal(refreshes.length, 1);
+      assert.equal(await refreshes[0], true, "the rotated password was fetched");
       assert.equal((await pool.query("SELECT current_user AS u")).rows[0].u, role, "a new connection uses the rotated password");
       assert.equal((await held.query("SELECT 1 AS one")).rows[0].one, 1, "an open connection is not disturbed");
     } finally {

@@ -128,7 +128,8 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
   return new Worker({
     queue,
     queueUrls,
-    store: new JobStore(pool),
+    // A refused password: fetch the secret again (rate-limited); writes are retried meanwhile, the job is not failed.
+    store: new JobStore(pool, password && (() => void password.refresh())),
     cache,
     routes: chain.routes,
     router: chain.router,

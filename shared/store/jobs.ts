@@ -18,7 +18,7 @@ import { isolateFailures } from "./isolate.ts";
 import { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus, type TerminalStatus } from "./job-record.ts";
 import * as sql from "./jobs-sql.ts";
 import { jsonForStore, jsonTextForStore, replaceNul, safeText } from "./nul-scrub.ts";
-import { toStoreError } from "./store-errors.ts";
+import { AUTH_FAILED_SQLSTATE, toStoreError } from "./store-errors.ts";
 
 export type { JobRecord, JobStatus, TerminalStatus };
 
@@ -138,7 +138,11 @@ interface WriteKey {
 }
 
 export class JobStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    /** Told when Postgres refuses the password (28P01), so a rotated secret is fetched again. */
+    private readonly onAuthFailure?: () => void,
+  ) {}
 
   /** Take the lease on each job (insert or take over). Outcomes are in input order. */
   async claim(items: ClaimItem[]): Promise<(ClaimOutcome | StoreError)[]> {
@@ -383,6 +387,7 @@ export class JobStore {
     try {
       return (await this.pool.query<R>({ name, text, values })).rows;
     } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === AUTH_FAILED_SQLSTATE) this.onAuthFailure?.();
       throw toStoreError(err, name);
     }
   }

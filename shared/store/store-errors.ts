@@ -1,7 +1,13 @@
 import { StoreError, isTransientNetworkError } from "../errors.ts";
 
-/** SQLSTATEs that mean "try again later": admin/crash shutdown, cannot connect now, too many connections. */
-const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+/** Postgres refused the password. */
+export const AUTH_FAILED_SQLSTATE = "28P01";
+
+/**
+ * SQLSTATEs that mean "try again later": admin/crash shutdown, cannot connect now, too many connections, and the
+ * password refused (28P01: a rotation not yet picked up — never the job's fault; the password is fetched again).
+ */
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", AUTH_FAILED_SQLSTATE]);
 /** pg raises these without a code when the socket dies or the pool times out waiting for a connection. */
 const UNAVAILABLE_MESSAGES = [/connection terminated/i, /timeout exceeded when trying to connect/i, /not queryable/i, /connection timeout/i];
 
