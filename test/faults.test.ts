@@ -63,7 +63,7 @@ test("fault suite (400 jobs, 5 kills, vLLM and Postgres outages, poison, special
   // Jobs that crash their worker die before their call, so count against the jobs that succeeded, each served once.
   assert.ok(s.provider_calls_per_job! * s.valid! >= s.succeeded! - 0.5, "each succeeded job reached the provider");
   // Every succeeded job names the provider that answered it; the vLLM outage is the fallbacks' turn (reported here,
-  // required by the script from a 10 s outage up, as here and at full size).
+  // required by the script from a 10 s outage up, as at full size).
   const providers = (JSON.parse(last) as { providers: Record<string, number> }).providers;
   assert.deepEqual(Object.keys(providers).sort(), ["gemini", "ollama", "vllm"]);
   assert.equal(Object.values(providers).reduce((x, y) => x + y, 0), s.succeeded, "each succeeded job names its provider");
