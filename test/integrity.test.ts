@@ -300,3 +300,26 @@ test("a last delivery handed back unrun travels as a fresh copy and its job is n
     await s.close();
   }
 });
+
+test("a last delivery whose worker died before claiming it: the DLQ sweep records the job dead", async () => {
+  const q = await queueFixture({ maxReceiveCount: 2, visibilityTimeoutSeconds: 10 });
+  const s = await storeFixture();
+  const sim = await startVllmSimulator({ port: 0, timeScale: 0.05 });
+  const unclaimed = job("never-claimed", "t", "received twice, claimed never");
+  await send(q, [encodeJob(unclaimed)]);
+  // Both deliveries taken by workers that died before their claim reached Postgres: no record at all.
+  for (let i = 0; i < 2; i++) await q.queue.receive(q.queueUrl, { maxMessages: 1, waitTimeSeconds: 1, visibilityTimeoutSeconds: 0 });
+  const w = testWorker(q, s.store, sim.url, { maxReceiveCount: 2, visibilityTimeoutSeconds: 10, heartbeatIntervalMs: 100, maintenanceIntervalMs: 200 });
+  try {
+    await until(async () => (await s.store.get(unclaimed.id))?.status === "dead", "the job recorded dead", 20_000);
+    const row = await s.store.get(unclaimed.id);
+    assert.equal(row?.error?.code, "WORKER_LOST");
+    assert.equal(row?.tenant, "t");
+    const [copy] = await q.queue.receive(q.dlqUrl, { maxMessages: 1, waitTimeSeconds: 1 });
+    assert.equal(copy?.messageId !== undefined, true, "the message stays in the DLQ for a redrive");
+  } finally {
+    await w.stop();
+    await sim.close();
+    await s.close();
+  }
+});

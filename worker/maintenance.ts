@@ -12,9 +12,17 @@ import { delay } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
 import type { JobStore } from "../shared/store/jobs.ts";
+import type { ReceivedMessage } from "../shared/queue/sqs.ts";
+import { jobIdOf, tenantOf } from "../shared/contract.ts";
 
 export interface MaintenanceOptions {
-  store: Pick<JobStore, "markLost" | "deleteFinished">;
+  store: Pick<JobStore, "markLost" | "deleteFinished" | "finish">;
+  /**
+   * A look at messages in the DLQs (left visible to other readers). A message SQS moved there (no failure_code
+   * of ours) whose job has no outcome is recorded `dead`: it catches a worker that died between receiving a last
+   * delivery and claiming it, which the lease sweep cannot see.
+   */
+  peekDeadLetters?: () => Promise<ReceivedMessage[]>;
   maxReceiveCount: number;
   /** How long a lease must have been free before its job counts as lost. */
   graceMs: number;
@@ -53,6 +61,7 @@ export async function sweep(o: MaintenanceOptions, signal?: AbortSignal): Promis
       n = records.length;
       lost += n;
     }
+    if (o.peekDeadLetters !== undefined) lost += await recordDeadLetters(o, await o.peekDeadLetters());
     if (o.retentionMs > 0) {
       for (let i = 0, n = DELETE_BATCH; i < MAX_DELETE_BATCHES_PER_ROUND && n === DELETE_BATCH && !signal?.aborted; i++) {
         n = await o.store.deleteFinished({ olderThanMs: o.retentionMs, limit: DELETE_BATCH });
@@ -63,4 +72,17 @@ export async function sweep(o: MaintenanceOptions, signal?: AbortSignal): Promis
     o.log.warn({ err }, "store maintenance failed; next round retries");
   }
   return { lost, deleted };
+}
+
+/** Records `dead` the jobs of messages SQS moved to a DLQ without an outcome; returns how many it recorded. */
+async function recordDeadLetters(o: MaintenanceOptions, messages: ReceivedMessage[]): Promise<number> {
+  const items = messages.flatMap((m) => {
+    const id = m.attributes?.failure_code === undefined ? jobIdOf(m.body) : undefined;
+    if (id === undefined) return [];
+    const message = "its message reached the DLQ without an outcome: its last delivery's worker stopped before recording one";
+    return [{ id, tenant: tenantOf(m.body), status: "dead" as const, code: "WORKER_LOST", message, request: m.body }];
+  });
+  if (items.length === 0) return 0;
+  const outcomes = await o.store.finish(items);
+  return outcomes.filter((x) => x === "written").length;
 }

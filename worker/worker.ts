@@ -250,10 +250,21 @@ export class Worker {
         intervalMs: this.o.maintenanceIntervalMs ?? 30_000,
         retentionMs: this.o.retentionMs ?? 30 * 86_400_000,
         publish: this.o.cache === undefined ? undefined : this.publish,
+        peekDeadLetters: () => this.peekDeadLetters(),
         log: this.o.log,
       },
       signal,
     );
+  }
+
+  /** Up to 10 messages from each queue's DLQ, left visible (visibility 0) for every other reader. */
+  private async peekDeadLetters(): Promise<ReceivedMessage[]> {
+    const out: ReceivedMessage[] = [];
+    for (const queueUrl of this.o.queueUrls) {
+      const dlqUrl = await this.o.queue.deadLetterQueueUrl(queueUrl);
+      if (dlqUrl !== undefined) out.push(...(await this.o.queue.receive(dlqUrl, { maxMessages: 10, waitTimeSeconds: 0, visibilityTimeoutSeconds: 0 })));
+    }
+    return out;
   }
 
   /** A worker that cannot record outcomes for `stallExitMs` says so and asks to be restarted (once). */
