@@ -6,8 +6,8 @@
  * it is the content's fault, not the provider's. Gemini's 429 carries its delay in the body (RetryInfo), not in a
  * Retry-After header; a per-day quota is not worth retrying today.
  */
+import { field, readText, requestIdHeader } from "./http-body.ts";
 import { Pool } from "undici";
-import type { Dispatcher } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import type { FleetErrorOptions } from "../errors.ts";
 import type { SecretValue } from "../secrets.ts";
@@ -271,11 +271,6 @@ function modelId(model: string): string {
 }
 
 /** A header value must be visible ASCII: anything else would make undici throw, failing the job for its id alone. */
-const HEADER_SAFE_ID = /^[\x21-\x7e]{1,256}$/;
-
-function requestIdHeader(requestId: string | undefined): Record<string, string> | undefined {
-  return requestId !== undefined && HEADER_SAFE_ID.test(requestId) ? { "x-request-id": requestId } : undefined;
-}
 
 // ---- answer ----------------------------------------------------------------------------------------------------
 
@@ -411,21 +406,3 @@ function isOk(answer: Answer): boolean {
   return answer.statusCode >= 200 && answer.statusCode < 300;
 }
 
-function field(value: unknown, key: string): unknown {
-  return value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
-}
-
-/** Reads up to `limit` bytes; past it, destroys the stream (the socket is dropped, not reused) and says so. */
-async function readText(body: Dispatcher.ResponseData["body"], limit: number): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return { text: Buffer.concat(chunks).subarray(0, limit).toString("utf8"), truncated: true };
-    }
-  }
-  return { text: Buffer.concat(chunks).toString("utf8"), truncated: false };
-}

@@ -10,8 +10,8 @@
  * returned only when its final `done: true` chunk arrived; a stream cut before it (error line, EOF, reset) is a
  * retryable failure, never a partial answer passed off as complete.
  */
+import { field, readText, requestIdHeader } from "./http-body.ts";
 import { Pool } from "undici";
-import type { Dispatcher } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import { errorDetail, toProviderError } from "./http-errors.ts";
 import type { ProviderError, ProviderFailure } from "./http-errors.ts";
@@ -103,7 +103,7 @@ export class OllamaClient implements Provider {
     const deadline = new CallDeadline(this.controlTimeoutMs, signal);
     try {
       const res = await this.control.request({ method: "GET", path: `${this.pathPrefix}/api/tags`, signal: deadline.signal });
-      const text = await readText(res.body, res.statusCode === 200 ? MAX_STREAM_BYTES : MAX_ERROR_BODY_BYTES);
+      const text = (await readText(res.body, res.statusCode === 200 ? MAX_STREAM_BYTES : MAX_ERROR_BODY_BYTES)).text;
       if (res.statusCode !== 200) throw this.failure({ kind: "status", statusCode: res.statusCode, headers: res.headers, body: text }, "tags");
       return namesOf(text, (detail) => this.failure({ kind: "bad-response", statusCode: 200, detail }, "tags"));
     } catch (err) {
@@ -141,7 +141,7 @@ export class OllamaClient implements Provider {
     try {
       const res = await this.pool.request({ method: "POST", path: this.pathPrefix + path, headers, body: JSON.stringify(body), signal: deadline.signal });
       if (res.statusCode !== 200) {
-        const text = await readText(res.body, MAX_ERROR_BODY_BYTES);
+        const text = (await readText(res.body, MAX_ERROR_BODY_BYTES)).text;
         throw this.failure({ kind: "status", statusCode: res.statusCode, headers: res.headers, body: text }, operation);
       }
       const { text, final } = await readNdjsonStream(res.body as AsyncIterable<Buffer>, operation === "chat" ? chatPiece : generatePiece, MAX_STREAM_BYTES);
@@ -226,27 +226,3 @@ function namesOf(text: string, malformed: (detail: string) => ProviderError): st
   return models.map((m) => field(m, "name") ?? field(m, "model")).filter((n): n is string => typeof n === "string");
 }
 
-/** A header value must be visible ASCII: anything else would make undici throw, failing the job for its id alone. */
-const HEADER_SAFE_ID = /^[\x21-\x7e]{1,256}$/;
-
-function requestIdHeader(requestId: string | undefined): Record<string, string> {
-  return requestId !== undefined && HEADER_SAFE_ID.test(requestId) ? { "x-request-id": requestId } : {};
-}
-
-async function readText(body: Dispatcher.ResponseData["body"], limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
-}
-
-function field(value: unknown, key: string): unknown {
-  return value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
-}

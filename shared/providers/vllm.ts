@@ -3,8 +3,8 @@
  * separate engine requests), models, health and load from /metrics. Every failure is a typed provider error
  * (http-errors.ts); a caller's abort is an AbortError.
  */
+import { field, readText, requestIdHeader } from "./http-body.ts";
 import { Pool } from "undici";
-import type { Dispatcher } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import type { SecretValue } from "../secrets.ts";
 import { ApiKey } from "./api-key.ts";
@@ -285,14 +285,6 @@ export class VllmClient implements Provider {
   }
 }
 
-/** A header value must be visible ASCII: anything else would make undici throw, failing the job for its id alone. */
-const HEADER_SAFE_ID = /^[\x21-\x7e]{1,256}$/;
-
-/** `X-Request-Id` for a generation call; none when there is no id or it could not travel in a header. */
-function requestIdHeader(requestId: string | undefined): Record<string, string> | undefined {
-  return requestId !== undefined && HEADER_SAFE_ID.test(requestId) ? { "x-request-id": requestId } : undefined;
-}
-
 /** Only the sampling fields the API knows: a stray `stream: true` would break parsing. */
 function sampling(p: SamplingParams): SamplingParams {
   return { max_tokens: p.max_tokens, temperature: p.temperature, top_p: p.top_p, stop: p.stop, seed: p.seed };
@@ -306,24 +298,6 @@ function statusOf(answer: Answer): { statusCode: number; headers: Answer["header
   return { statusCode: answer.statusCode, headers: answer.headers, body: answer.text };
 }
 
-/** Reads up to `limit` bytes; past it, destroys the stream (the socket is dropped, not reused) and says so. */
-async function readText(body: Dispatcher.ResponseData["body"], limit: number): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return { text: Buffer.concat(chunks).subarray(0, limit).toString("utf8"), truncated: true };
-    }
-  }
-  return { text: Buffer.concat(chunks).toString("utf8"), truncated: false };
-}
-
-function field(value: unknown, key: string): unknown {
-  return value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
-}
 
 /** `choices` ordered by index, exactly `count` of them with indices 0..count-1. */
 function choicesOf(json: unknown, count: number): unknown[] {
