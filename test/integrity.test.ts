@@ -270,7 +270,7 @@ test("circuit open: held jobs go back without a call and no job spends a second 
         seen.set((JSON.parse(m.body) as { id: string }).id, m.receiveCount);
       }
       return seen.size === jobs.length;
-    }, "all 20 messages back", 40_000);
+    }, "all 20 messages back", 60_000);
     const spent = [...seen].filter(([, n]) => n > 2).map(([id, n]) => `${id}:${n - 1}`);
     assert.deepEqual(spent, [], "deliveries spent on the outage, per job");
   } finally {

@@ -75,9 +75,10 @@ export async function storeFixture(url = PG_URL): Promise<StoreFixture> {
 
 /** Resolves when `check` returns true; polls on a short interval with a hard limit (event-free conditions only). */
 export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  // Monotonic: a CI machine's wall clock can step (NTP) and end a wait early (seen: a 40 s wait ended after ~37 s).
+  const end = performance.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
