@@ -143,9 +143,13 @@ async function fleetRun(rig: Rig, jobs: number, simFlags: string[], extraEnv: Re
   return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
 }
 
+const NAIVE_TABLE = "CREATE TABLE IF NOT EXISTS naive_results (id text PRIMARY KEY, output text, finished_at timestamptz DEFAULT now())";
+
 async function naiveRun(rig: Rig, jobs: number): Promise<number> {
   const sim = await startSimProcess(SIM_FLAGS);
   await rig.pool.query("DROP TABLE IF EXISTS naive_results");
+  // Created here, once: two processes racing CREATE TABLE IF NOT EXISTS can both try to insert the row type (23505).
+  await rig.pool.query(NAIVE_TABLE);
   const queueUrl = await freshQueue(rig, "naive");
   const env = { ...process.env, QUEUE_URL: queueUrl, SQS_ENDPOINT: rig.endpoint, DATABASE_URL: rig.dbUrl, VLLM_URL: sim.url };
   const procs = Array.from({ length: PROCESSES }, () =>

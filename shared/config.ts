@@ -99,11 +99,17 @@ export const envSchema = z
     OLLAMA_KEEP_ALIVE: z.string().min(1).default("30m"),
     /** Calls in flight to Ollama from one worker (a box serves a few at a time). */
     OLLAMA_MAX_IN_FLIGHT: int(1, 10_000).default(4),
+    /**
+     * How long a job waits for a free Ollama (or Gemini) slot before it tries the next provider in the chain.
+     * Unset: it waits within ROUTER_BUDGET_MS, so a busy fallback queues work rather than spilling it further.
+     */
+    OLLAMA_QUEUE_WAIT_MS: int(0, 3_600_000).optional(),
     /** Google Gemini REST API root. */
     GEMINI_URL: url.default("https://generativelanguage.googleapis.com"),
     GEMINI_MODEL: z.string().min(1).default("gemini-2.5-flash"),
     /** Calls in flight to Gemini from one worker. */
     GEMINI_MAX_IN_FLIGHT: int(1, 10_000).default(16),
+    GEMINI_QUEUE_WAIT_MS: int(0, 3_600_000).optional(),
     /** Per-worker request and token rates for Gemini (its quotas are per minute); unset: no limit here. */
     GEMINI_REQUESTS_PER_MINUTE: int(1, 1_000_000).optional(),
     GEMINI_TOKENS_PER_MINUTE: int(1, 1_000_000_000).optional(),
@@ -200,8 +206,8 @@ export interface Config {
   vllm: { url: string; model: string; apiKey?: string; timeoutMs: number; maxNumSeqs: number };
   providers: {
     chain: ProviderName[];
-    ollama?: { url: string; model: string; modelMap?: Record<string, string>; keepAlive: string; maxInFlight: number };
-    gemini?: { url: string; apiKey: string; model: string; maxInFlight: number; requestsPerMinute?: number; tokensPerMinute?: number; spendCeilingUsdPerHour?: number };
+    ollama?: { url: string; model: string; modelMap?: Record<string, string>; keepAlive: string; maxInFlight: number; queueWaitMs?: number };
+    gemini?: { url: string; apiKey: string; model: string; maxInFlight: number; queueWaitMs?: number; requestsPerMinute?: number; tokensPerMinute?: number; spendCeilingUsdPerHour?: number };
     breakerThreshold: number;
     breakerCoolDownMs: number;
     budgetMs: number;
@@ -250,7 +256,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     vllm: { url: e.VLLM_URL, model: e.VLLM_MODEL, apiKey: e.VLLM_API_KEY, timeoutMs: e.PROVIDER_TIMEOUT_MS, maxNumSeqs: e.VLLM_MAX_NUM_SEQS },
     providers: {
       chain: [...new Set(e.PROVIDER_CHAIN)],
-      ollama: e.OLLAMA_URL === undefined ? undefined : { url: e.OLLAMA_URL, model: e.OLLAMA_MODEL, modelMap: e.OLLAMA_MODEL_MAP, keepAlive: e.OLLAMA_KEEP_ALIVE, maxInFlight: e.OLLAMA_MAX_IN_FLIGHT },
+      ollama: e.OLLAMA_URL === undefined ? undefined : { url: e.OLLAMA_URL, model: e.OLLAMA_MODEL, modelMap: e.OLLAMA_MODEL_MAP, keepAlive: e.OLLAMA_KEEP_ALIVE, maxInFlight: e.OLLAMA_MAX_IN_FLIGHT, queueWaitMs: e.OLLAMA_QUEUE_WAIT_MS },
       gemini:
         e.GEMINI_API_KEY === undefined
           ? undefined
@@ -259,6 +265,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
               apiKey: e.GEMINI_API_KEY,
               model: e.GEMINI_MODEL,
               maxInFlight: e.GEMINI_MAX_IN_FLIGHT,
+              queueWaitMs: e.GEMINI_QUEUE_WAIT_MS,
               requestsPerMinute: e.GEMINI_REQUESTS_PER_MINUTE,
               tokensPerMinute: e.GEMINI_TOKENS_PER_MINUTE,
               spendCeilingUsdPerHour: e.GEMINI_SPEND_CEILING_USD_PER_HOUR,

@@ -44,3 +44,15 @@ test("QUEUE_WEIGHTS: one positive integer per QUEUE_URLS entry; unset leaves the
     assert.throws(() => loadConfig({ QUEUE_URLS: urls, QUEUE_WEIGHTS: bad }), /QUEUE_WEIGHTS/, bad);
   }
 });
+
+test("provider chain from config: a fallback's queue wait reaches its route (unset: wait within the budget)", async () => {
+  const { buildProviderChain } = await import("../worker/provider-chain.ts");
+  const env = { OLLAMA_URL: "http://127.0.0.1:11434", GEMINI_API_KEY: "k", OLLAMA_QUEUE_WAIT_MS: "1500" };
+  const chain = buildProviderChain(loadConfig(env), 8, {});
+  try {
+    assert.deepEqual(chain.routes.map((r) => [r.provider.name, r.queueWaitMs]), [["vllm", undefined], ["ollama", 1500], ["gemini", undefined]]);
+  } finally {
+    await chain.close();
+  }
+  assert.throws(() => loadConfig({ ...env, GEMINI_QUEUE_WAIT_MS: "-1" }), /GEMINI_QUEUE_WAIT_MS/);
+});

@@ -32,12 +32,14 @@ export function buildProviderChain(config: Config, concurrency: number, keys: { 
       p.ollama && {
         provider: new OllamaClient({ baseUrl: p.ollama.url, model: p.ollama.model, modelMap: p.ollama.modelMap, keepAlive: p.ollama.keepAlive, timeoutMs: config.vllm.timeoutMs }),
         maxInFlight: p.ollama.maxInFlight,
+        queueWaitMs: p.ollama.queueWaitMs,
       },
     gemini: () =>
       p.gemini && {
         provider: new GeminiClient({ baseUrl: p.gemini.url, apiKey: keys.gemini ?? p.gemini.apiKey, model: p.gemini.model, timeoutMs: config.vllm.timeoutMs }),
         model: p.gemini.model,
         maxInFlight: p.gemini.maxInFlight,
+        queueWaitMs: p.gemini.queueWaitMs,
         requestsPerMinute: p.gemini.requestsPerMinute,
         tokensPerMinute: p.gemini.tokensPerMinute,
         spendCeilingUsdPerHour: p.gemini.spendCeilingUsdPerHour,

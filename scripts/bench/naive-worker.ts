@@ -1,7 +1,7 @@
 /**
  * The baseline: the worker a user would write with sqs-consumer — batchSize 10, handleMessageBatch running the
  * batch concurrently, one INSERT per result. Its ceiling: 10 in flight, and no poll until the whole batch ends.
- * Env: QUEUE_URL, SQS_ENDPOINT, DATABASE_URL, VLLM_URL.
+ * Env: QUEUE_URL, SQS_ENDPOINT, DATABASE_URL, VLLM_URL. The bench creates `naive_results` before starting us.
  */
 import { Consumer } from "sqs-consumer";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -10,7 +10,6 @@ import { VllmClient } from "../../shared/providers/vllm.ts";
 
 const env = process.env as Record<string, string>;
 const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 10 });
-await pool.query("CREATE TABLE IF NOT EXISTS naive_results (id text PRIMARY KEY, output text, finished_at timestamptz DEFAULT now())");
 const vllm = new VllmClient({ baseUrl: env.VLLM_URL!, model: "meta-llama/Llama-3.1-8B-Instruct", timeoutMs: 600_000, connections: 16 });
 const consumer = Consumer.create({
   queueUrl: env.QUEUE_URL!,
