@@ -1,27 +1,19 @@
 /**
- * `make demo`: the whole fleet end to end on embedded defaults, from a fresh clone.
- * SQS emulator (in-process, 127.0.0.1) unless SQS_ENDPOINT / QUEUE_URLS point elsewhere; Postgres at 127.0.0.1:5432
- * when reachable, else embedded; Redis when reachable; the vLLM simulator unless VLLM_URL is set. Starts several
- * real worker processes, submits the sample batch, waits for every result by id, prints a summary and one JSON line.
+ * `make demo`: the whole fleet end to end on embedded defaults, from a fresh clone (scripts/local/stack.ts says
+ * which). Starts several real worker processes, submits the sample batch, waits for every result by id, prints a
+ * summary and one JSON line.
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { SingleBar, Presets } from "cli-progress";
 import type { JobInput } from "../shared/contract.ts";
 import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
-import { SqsQueue } from "../shared/queue/sqs.ts";
-import { startEmulator } from "./local/sqs-emulator.ts";
-import { resolveDatabase } from "./local/database.ts";
 import { JobStore } from "../shared/store/jobs.ts";
-import { migrate } from "../shared/store/migrate.ts";
-import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { Producer } from "../producer/producer.ts";
 import { ResultReader } from "../producer/results.ts";
-import { startVllmSimulator } from "./simulators/vllm/server.ts";
-import { redisReachable } from "./fleet/redis-probe.ts";
 import { percentile, round } from "./fleet/stats.ts";
-import { spawnWorker } from "./fleet/worker-process.ts";
+import { startLocalStack } from "./local/stack.ts";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "..");
 const WORKERS = Number(process.env.DEMO_WORKERS ?? 3);
@@ -30,66 +22,8 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 async function main(): Promise<void> {
   const cleanup: CleanupStep[] = [];
   try {
-    // --- embedded defaults ------------------------------------------------------------------------
-    const db = await resolveDatabase({ url: process.env.DATABASE_URL, dataDir: resolve(ROOT, ".data/pg"), log: (m) => say(`  postgres: ${m}`) });
-    cleanup.push(() => db.stop());
-    say(`store: ${db.kind === "embedded" ? "embedded PostgreSQL (none reachable at 127.0.0.1:5432)" : "PostgreSQL"} `);
-    const pool = await createPool({ url: db.url, poolSize: 4 });
-    cleanup.push(() => pool.end());
-    await migrate(pool);
-
-    const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-    const redisUp = await redisReachable(redisUrl);
-    say(`redis: ${redisUp ? "reachable, results also go to the hot path" : "not reachable, running on Postgres alone"}`);
-
-    const realSqs = process.env.SQS_ENDPOINT === undefined && process.env.QUEUE_URLS !== undefined;
-    let endpoint = process.env.SQS_ENDPOINT;
-    if (endpoint === undefined && !realSqs) {
-      const emulator = await startEmulator({ port: 0 });
-      cleanup.push(() => emulator.stop());
-      endpoint = emulator.endpoint;
-    }
-    say(`queue: ${realSqs ? "AWS SQS" : `SQS emulator at ${endpoint}`}`);
-    const region = process.env.AWS_REGION ?? "us-east-1";
-    const queue = new SqsQueue({ region, endpoint });
-    cleanup.push(() => queue.close());
-    const queueUrl =
-      process.env.QUEUE_URLS?.split(",")[0] ??
-      (await queue.ensureQueueWithDlq(`demo-${Date.now()}`, { visibilityTimeoutSeconds: 60, maxReceiveCount: 5, waitTimeSeconds: 20 })).queueUrl;
-
-    let vllmUrl = process.env.VLLM_URL;
-    if (vllmUrl === undefined) {
-      const sim = await startVllmSimulator({ port: 0 });
-      cleanup.push(() => sim.close());
-      vllmUrl = sim.url;
-      say(`vllm: simulator (${sim.options.profile}) at ${vllmUrl}`);
-    } else say(`vllm: ${vllmUrl}`);
-    // The fallbacks: an Ollama and a Gemini stand-in (the project's simulator speaking their APIs), each its own engine.
-    const fallbacks = await startFallbacks(cleanup);
-
-    // --- workers ----------------------------------------------------------------------------------
-    const env: Record<string, string> = {
-      QUEUE_URLS: queueUrl,
-      AWS_REGION: region,
-      DATABASE_URL: db.url,
-      VLLM_URL: vllmUrl,
-      ...fallbacks.env,
-      SQS_VISIBILITY_TIMEOUT_SECONDS: "60",
-      HEARTBEAT_INTERVAL_MS: "10000",
-      LOG_LEVEL: "info",
-      ...(endpoint ? { SQS_ENDPOINT: endpoint } : {}),
-      ...(redisUp ? { REDIS_URL: redisUrl } : {}),
-      ...(process.env.VLLM_MODEL ? { VLLM_MODEL: process.env.VLLM_MODEL } : {}),
-      ...(process.env.AWS_ACCESS_KEY_ID ? { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? "" } : { AWS_ACCESS_KEY_ID: "demo", AWS_SECRET_ACCESS_KEY: "demo" }),
-    };
-    const logDir = resolve(ROOT, "out/demo-logs");
-    const workers = Array.from({ length: WORKERS }, (_, i) => spawnWorker(`worker-${i + 1}`, env, logDir));
-    cleanup.push(async () => {
-      for (const w of workers) w.kill("SIGTERM");
-      await Promise.all(workers.map((w) => w.exited));
-    });
-    await Promise.all(workers.map((w) => w.ready));
-    say(`workers: ${WORKERS} processes started (logs in out/demo-logs/)`);
+    const stack = await startLocalStack({ env: process.env, workers: WORKERS, queuePrefix: "demo", logDir: resolve(ROOT, "out/demo-logs"), say }, cleanup);
+    const { pool, queue, queueUrl, workers } = stack;
 
     // --- submit and wait --------------------------------------------------------------------------
     const inputs = readFileSync(resolve(ROOT, "scripts/data/sample-prompts.jsonl"), "utf8")
@@ -101,7 +35,7 @@ async function main(): Promise<void> {
     if (submitted.failed.length > 0) throw new Error(`submit refused ${submitted.failed.length} jobs: ${submitted.failed[0]!.message}`);
     say(`submitted ${submitted.ids.length} jobs in ${Date.now() - started} ms`);
 
-    const cache = redisUp ? new ResultsCache({ url: redisUrl, ttlSeconds: 3600 }) : undefined;
+    const cache = stack.redisUrl === undefined ? undefined : new ResultsCache({ url: stack.redisUrl, ttlSeconds: 3600 });
     if (cache) cleanup.push(() => cache.close());
     const store = new JobStore(pool);
     const bar = new SingleBar({ format: "results |{bar}| {value}/{total} jobs | {duration}s", hideCursor: true }, Presets.shades_classic);
@@ -150,35 +84,14 @@ async function main(): Promise<void> {
         p95_ms: Math.round(percentile(latencies, 95)),
         providers,
         cost_usd: round(costUsd, 6),
-        store: db.kind,
-        queue: realSqs ? "sqs" : "emulator",
+        store: stack.storeKind,
+        queue: stack.realSqs ? "sqs" : "emulator",
       }),
     );
     process.exitCode = succeeded.length === submitted.ids.length && duplicates === 0 ? 0 : 1;
   } finally {
     await runCleanup(cleanup, (err) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
   }
-}
-
-/** Ollama and Gemini stand-ins for the chain's fallbacks; OLLAMA_URL / GEMINI_API_KEY in the environment win. */
-async function startFallbacks(cleanup: CleanupStep[]): Promise<{ env: Record<string, string> }> {
-  const env: Record<string, string> = {};
-  if (process.env.OLLAMA_URL === undefined) {
-    const ollama = await startVllmSimulator({ port: 0, seed: 11 });
-    cleanup.push(() => ollama.close());
-    env.OLLAMA_URL = ollama.url;
-    say(`ollama: simulator (native /api) at ${ollama.url}`);
-  } else env.OLLAMA_URL = process.env.OLLAMA_URL;
-  if (process.env.GEMINI_API_KEY === undefined) {
-    const key = `demo-${Math.random().toString(36).slice(2)}`;
-    const gemini = await startVllmSimulator({ port: 0, seed: 13, geminiApiKey: key });
-    cleanup.push(() => gemini.close());
-    Object.assign(env, { GEMINI_URL: gemini.url, GEMINI_API_KEY: key });
-    say(`gemini: simulator (generateContent) at ${gemini.url}`);
-  } else Object.assign(env, { GEMINI_API_KEY: process.env.GEMINI_API_KEY, ...(process.env.GEMINI_URL ? { GEMINI_URL: process.env.GEMINI_URL } : {}) });
-  // A demo should show recovery within its run, not after production's 60 s rest.
-  env.PROVIDER_BREAKER_COOLDOWN_MS = process.env.PROVIDER_BREAKER_COOLDOWN_MS ?? "5000";
-  return { env };
 }
 
 main().catch((err: Error) => {
