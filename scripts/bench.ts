@@ -12,8 +12,11 @@
  *                           fake vs the fake called directly), and its share of overhead_ms_per_job
  *   fallback_jobs_per_s     the fleet with vLLM unreachable, on Ollama + Gemini stand-ins only; with
  *                           fallback_providers (jobs answered by each), fallback_cost_usd and how many succeeded
+ *   observability_ms_per_job  what metrics and logging cost: worker CPU ms per job against the instant backend with
+ *                           METRICS=on (Prometheus, Datadog and CloudWatch to local stand-ins) and LOG_LEVEL=info,
+ *                           minus the same with METRICS=off and LOG_LEVEL=warn, alternating rounds in one run
  * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --fallback-jobs 500 --router-calls 200000
- *        --fallback-env "KEY=value ..." --max-tokens 64
+ *        --fallback-env "KEY=value ..." --max-tokens 64 --observability-jobs 10000 --observability-rounds 2
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -37,6 +40,7 @@ import { round } from "./fleet/stats.ts";
 import { createScratchDatabase, deadlockCount, tableSizes, type TableSizes } from "./fleet/pg-stats.ts";
 import { spawn } from "node:child_process";
 import { buildDist } from "./build.ts";
+import { startCloudWatchStandIn, startDatadogStandIn } from "./local/metrics-stand-ins.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -49,10 +53,12 @@ const { values: a } = parseArgs({
     /** Extra worker env for the fallback run, e.g. "PROVIDER_CHAIN=vllm,gemini ROUTER_BUDGET_MS=2000". */
     "fallback-env": { type: "string", default: "" },
     "max-tokens": { type: "string", default: "64" },
+    "observability-jobs": { type: "string", default: "10000" },
+    "observability-rounds": { type: "string", default: "2" },
     /** Extra node flags for worker processes, e.g. "--max-semi-space-size=8". */
     "worker-node-flags": { type: "string", default: "" },
-    /** Run only some parts (capacity,naive,overhead,rss,router,fallback); the others print as not measured. */
-    only: { type: "string", default: "capacity,naive,overhead,rss,router,fallback" },
+    /** Run only some parts (capacity,naive,overhead,rss,router,fallback,observability); the others print as not measured. */
+    only: { type: "string", default: "capacity,naive,overhead,rss,router,fallback,observability" },
   },
 });
 const PROCESSES = Number(a.processes);
@@ -232,6 +238,8 @@ async function main(): Promise<void> {
     if (parts.has("rss")) log(`RSS at 1,000 in flight: ${round(rss)} MiB`);
     const router = parts.has("router") ? await measureRouterOverhead(Number(a["router-calls"]), request) : undefined;
     if (router) log(`router: ${round(router.routerUsPerJob, 2)} µs/job over a direct call (${round(router.directUsPerJob, 2)} µs), ${router.n} calls a round`);
+    const observability = parts.has("observability") ? await observabilityRun(rig) : undefined;
+    if (observability) log(`observability: ${round(observability.onMsPerJob, 3)} CPU ms/job on, ${round(observability.offMsPerJob, 3)} off`);
     const fallback = parts.has("fallback") ? await fallbackRun(rig) : undefined;
     if (fallback) log(`fallback only: ${round(fallback.jobsPerS)} jobs/s, ${fallback.succeeded}/${fallback.jobs} succeeded, ${JSON.stringify(fallback.providers)}, $${fallback.costUsd}`);
     // Every worker has exited; their sessions report their statistics as they end (scratch.finish waits for that).
@@ -258,6 +266,9 @@ async function main(): Promise<void> {
       fallback_succeeded: fallback?.succeeded ?? null,
       fallback_providers: fallback?.providers ?? null,
       fallback_cost_usd: fallback === undefined ? null : round(fallback.costUsd, 6),
+      observability_on_ms_per_job: round(observability?.onMsPerJob ?? NaN, 3),
+      observability_off_ms_per_job: round(observability?.offMsPerJob ?? NaN, 3),
+      observability_ms_per_job: round((observability?.onMsPerJob ?? NaN) - (observability?.offMsPerJob ?? NaN), 3),
     };
     const targets = {
       capacity_ratio: result.capacity_ratio >= 0.97,
@@ -281,6 +292,9 @@ async function main(): Promise<void> {
       ["fallback jobs succeeded", fallback ? `${fallback.succeeded}/${fallback.jobs}` : "NaN", "all", fallback ? (fallback.succeeded === fallback.jobs ? "met" : "MISSED") : "not measured"],
       ["fallback_providers (jobs answered)", fallback ? Object.entries(fallback.providers).map(([p, n]) => `${p} ${n}`).join(", ") : "NaN", "", fallback ? "" : "not measured"],
       ["fallback_cost_usd", String(providerFigures.fallback_cost_usd ?? NaN), "", fallback ? "" : "not measured"],
+      ["CPU ms/job, metrics on + info logs (instant)", String(providerFigures.observability_on_ms_per_job), "≤ 1", verdict(providerFigures.observability_on_ms_per_job, providerFigures.observability_on_ms_per_job <= 1)],
+      ["CPU ms/job, metrics off + warn logs (instant)", String(providerFigures.observability_off_ms_per_job), "≤ 1", verdict(providerFigures.observability_off_ms_per_job, providerFigures.observability_off_ms_per_job <= 1)],
+      ["observability_ms_per_job (on − off)", String(providerFigures.observability_ms_per_job), "", measured(providerFigures.observability_ms_per_job)],
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     for (const [name, value, target, verdict] of rows) process.stdout.write(`${name.padEnd(width)}  ${value.padEnd(24)} ${target.padEnd(8)} ${verdict}\n`);
@@ -339,13 +353,14 @@ function verdict(value: number, met: boolean): string {
 }
 
 /** One worker process against the instant backend: our own cost per job. */
-async function fleetRunSingle(rig: Rig): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
-  const jobs = Number(a["overhead-jobs"]);
+async function fleetRunSingle(rig: Rig, o: { jobs?: number; env?: Record<string, string>; name?: string } = {}): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
+  const jobs = o.jobs ?? Number(a["overhead-jobs"]);
+  const name = o.name ?? "overhead";
   const sim = await startSimProcess(["--profile", "instant"]);
   await rig.pool.query("TRUNCATE jobs");
-  const queueUrl = await freshQueue(rig, "overhead");
+  const queueUrl = await freshQueue(rig, name);
   await submit(rig, queueUrl, jobs);
-  const w = spawnWorker("bench-overhead", workerEnv(rig, queueUrl, sim.url), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
+  const w = spawnWorker(`bench-${name}`, workerEnv(rig, queueUrl, sim.url, o.env), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
   await w.ready;
   const cpu0 = cpuSeconds(w.child.pid!);
   const t0 = Date.now();
@@ -353,9 +368,46 @@ async function fleetRunSingle(rig: Rig): Promise<{ jobsPerS: number; cpuMsPerJob
   const elapsed = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(w.child.pid!) - cpu0;
   await stopAll([w]);
-  await noteSize(rig, "after the overhead run");
+  if (name === "overhead") await noteSize(rig, "after the overhead run");
   await sim.stop();
   return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
+}
+
+/**
+ * Metrics and logging's cost: the overhead run with every sink on (Datadog and CloudWatch to local stand-ins in this
+ * process, so their HTTP servers' CPU is not the worker's) and info logs, against METRICS=off with the bench's warn
+ * logs; rounds alternate so drift on the shared machine falls on both. Mean CPU ms per job of each.
+ */
+async function observabilityRun(rig: Rig): Promise<{ onMsPerJob: number; offMsPerJob: number }> {
+  const jobs = Number(a["observability-jobs"]);
+  const datadog = await startDatadogStandIn();
+  const cloudwatch = await startCloudWatchStandIn();
+  const on = {
+    METRICS: "on",
+    LOG_LEVEL: "info",
+    DATADOG_API_KEY: "bench-key",
+    DATADOG_API_URL: datadog.endpoint,
+    CLOUDWATCH_METRICS: "true",
+    CLOUDWATCH_ENDPOINT: cloudwatch.endpoint,
+    CLOUDWATCH_FLUSH_INTERVAL_MS: "10000",
+  };
+  const off = { METRICS: "off", LOG_LEVEL: "warn" };
+  const runs = { on: [] as number[], off: [] as number[] };
+  try {
+    for (let round = 0; round < Number(a["observability-rounds"]); round++) {
+      for (const [label, env] of [["off", off], ["on", on]] as const) {
+        const r = await fleetRunSingle(rig, { jobs, env, name: `observability-${label}` });
+        runs[label].push(r.cpuMsPerJob);
+        log(`observability ${label}, round ${round + 1}: ${r.cpuMsPerJob.toFixed(3)} CPU ms/job, ${Math.round(r.jobsPerS)} jobs/s`);
+      }
+    }
+    if (datadog.received.length === 0 || cloudwatch.received.length === 0) log("observability: a push sink's stand-in received nothing; the 'on' figure may lack its cost");
+  } finally {
+    await datadog.close();
+    await cloudwatch.close();
+  }
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  return { onMsPerJob: mean(runs.on), offMsPerJob: mean(runs.off) };
 }
 
 /** The fleet on the fallback chain only (vLLM unreachable): throughput, who answered, what it cost. */

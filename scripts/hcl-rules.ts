@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DEFAULTS, loadConfig } from "../shared/config.ts";
+import { BACKLOG_PER_INSTANCE, IN_FLIGHT_PER_INSTANCE } from "../shared/metrics/cloudwatch-sink.ts";
 import { parseTerraformDir, type HclJson } from "./hcl.ts";
 
 export interface TerraformModule {
@@ -118,7 +119,7 @@ const variablesDocumented: Rule = {
 };
 
 /** Enumerations checked like numbers: a value outside the set must fail at plan time. */
-const ENUM_VARIABLES = new Set(["scaling_mode", "scale_down_metric"]);
+const ENUM_VARIABLES = new Set(["scaling_mode", "scale_down_metric", "target_tracking_metric"]);
 
 const variablesValidated: Rule = {
   id: "variables-validated",
@@ -313,6 +314,44 @@ const scaleInCountsInFlight: Rule = {
       return returnedExpressionReads(body, inFlight.id) ? [] : [`${address}: reads ${inFlight.id} but its returned expression does not add it`];
     });
     return result(scaleIn.length, violations);
+  },
+};
+
+/** Every metric block (namespace + metric_name) under a value, with its body (for dimensions). */
+function* metricBlocks(value: unknown): Generator<Body> {
+  if (Array.isArray(value)) for (const v of value) yield* metricBlocks(v);
+  else if (typeof value === "object" && value !== null) {
+    const body = value as Body;
+    if (typeof body.namespace === "string" && typeof body.metric_name === "string") yield body;
+    for (const v of Object.values(body)) yield* metricBlocks(v);
+  }
+}
+
+/** What shared/metrics/cloudwatch-sink.ts publishes for scaling, with the dimension it uses inside a group. */
+const PUBLISHED_SCALING_METRICS = [BACKLOG_PER_INSTANCE, IN_FLIGHT_PER_INSTANCE];
+
+const publishedBacklogMetric: Rule = {
+  id: "published-backlog-metric",
+  description:
+    "a policy or alarm reading the workers' own namespace reads a metric they publish (BacklogPerInstance, InFlightPerInstance) by AutoScalingGroupName, and the workers are told to publish (CLOUDWATCH_METRICS)",
+  check(module) {
+    const violations: string[] = [];
+    let checked = 0;
+    for (const type of ["aws_autoscaling_policy", "aws_cloudwatch_metric_alarm"]) {
+      for (const { address, body } of resources(module, type)) {
+        for (const m of metricBlocks(body)) {
+          if (m.namespace !== "${var.metrics_namespace}") continue;
+          checked++;
+          const name = String(m.metric_name);
+          if (!PUBLISHED_SCALING_METRICS.includes(name)) violations.push(`${address}: reads ${name}, which the workers do not publish (${PUBLISHED_SCALING_METRICS.join(", ")})`);
+          const dims = list(m.dimensions).map((d) => String(d.name));
+          if (dims.length !== 1 || dims[0] !== "AutoScalingGroupName") violations.push(`${address}: ${name} by dimension ${dims.join(",") || "none"}; the workers publish it by AutoScalingGroupName`);
+        }
+      }
+    }
+    const env = (locals(module).worker_env ?? {}) as Body;
+    if (checked > 0 && env.CLOUDWATCH_METRICS !== "true") violations.push(`worker_env.CLOUDWATCH_METRICS is ${JSON.stringify(env.CLOUDWATCH_METRICS)}: the workers would publish nothing to scale on`);
+    return result(checked, violations);
   },
 };
 
@@ -599,6 +638,7 @@ const ENV_FROM_VARIABLE: Readonly<Record<string, string>> = {
   DRAIN_DEADLINE_MS: "drain_deadline_ms",
   VLLM_MODEL: "vllm_model",
   AWS_REGION: "aws_region",
+  METRICS_NAMESPACE: "metrics_namespace",
 };
 
 function envFromDefaults(module: TerraformModule): Record<string, string> {
@@ -702,6 +742,7 @@ export const RULES: readonly Rule[] = [
   tunablesAreVariables,
   scaleFromZero,
   scaleInCountsInFlight,
+  publishedBacklogMetric,
   iamNoWildcards,
   iamQueueScoped,
   iamMetricsNamespace,

@@ -157,6 +157,27 @@ export const envSchema = z
     /** How often the worker reads its group to see whether it should volunteer for scale-in. */
     SCALE_IN_CHECK_INTERVAL_MS: int(1000, 3_600_000).default(60_000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // --- metrics (shared/metrics/) ------------------------------------------------------------------------
+    /** off: every metric call is a no-op and /metrics is empty (the bench's baseline). */
+    METRICS: z.enum(["on", "off"]).default("on"),
+    /** Tags on every Datadog series (env, service, version). SERVICE_NAME unset: the deployable's own name. */
+    DEPLOY_ENV: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default("dev"),
+    SERVICE_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+    SERVICE_VERSION: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/).optional(),
+    /** Datadog API key, a value or a Secrets Manager ARN (shared/secrets.ts). Unset: no Datadog sink. */
+    DATADOG_API_KEY: z.string().min(1).optional(),
+    /** Datadog site (datadoghq.com, datadoghq.eu, us5.datadoghq.com...): series go to https://api.<site>. */
+    DATADOG_SITE: z.string().regex(/^[a-z0-9.-]+$/, "must be a Datadog site such as datadoghq.eu").default("datadoghq.com"),
+    /** The API root itself (a proxy, a local stand-in); overrides DATADOG_SITE. */
+    DATADOG_API_URL: url.optional(),
+    DATADOG_FLUSH_INTERVAL_MS: int(1000, 3_600_000).default(15_000),
+    /** Publish to CloudWatch (PutMetricData), BacklogPerInstance included, into METRICS_NAMESPACE. */
+    CLOUDWATCH_METRICS: bool.default(false),
+    METRICS_NAMESPACE: z.string().regex(/^(?!AWS\/)[A-Za-z0-9._/#:-]{1,255}$/, "must be a custom CloudWatch namespace (not AWS/...)").default(DEFAULTS.metricsNamespace),
+    /** Endpoint override for CloudWatch (a local stand-in, a VPC endpoint). Unset: AWS in AWS_REGION. */
+    CLOUDWATCH_ENDPOINT: url.optional(),
+    /** CloudWatch's standard resolution is a minute: flushing more often buys nothing but requests. */
+    CLOUDWATCH_FLUSH_INTERVAL_MS: int(1000, 3_600_000).default(60_000),
   })
   .superRefine((env, ctx) => {
     const queues = env.QUEUE_URLS?.length ?? 1;
@@ -230,6 +251,17 @@ export interface Config {
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logLevel: Env["LOG_LEVEL"];
+  metrics: MetricsConfig;
+}
+
+/** METRICS, DATADOG_*, CLOUDWATCH_*, DEPLOY_ENV, SERVICE_*: what shared/metrics/ builds its sinks from. */
+export interface MetricsConfig {
+  enabled: boolean;
+  tags: { env: string; service?: string; version?: string };
+  /** Present only with DATADOG_API_KEY; `apiKey` is a value or a Secrets Manager ARN. */
+  datadog?: { apiKey: string; apiUrl: string; flushIntervalMs: number };
+  /** Present only with CLOUDWATCH_METRICS=true. */
+  cloudwatch?: { namespace: string; endpoint?: string; flushIntervalMs: number };
 }
 
 /** Parse the environment once; throws ConfigError naming every bad variable. */
@@ -294,5 +326,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         ? undefined
         : { groupName: e.ASG_NAME, instanceId: e.INSTANCE_ID, checkIntervalMs: e.SCALE_IN_CHECK_INTERVAL_MS },
     logLevel: e.LOG_LEVEL,
+    metrics: metricsConfig(e),
+  };
+}
+
+function metricsConfig(e: Env): MetricsConfig {
+  return {
+    enabled: e.METRICS === "on",
+    tags: { env: e.DEPLOY_ENV, service: e.SERVICE_NAME, version: e.SERVICE_VERSION },
+    datadog:
+      e.DATADOG_API_KEY === undefined
+        ? undefined
+        : { apiKey: e.DATADOG_API_KEY, apiUrl: e.DATADOG_API_URL ?? `https://api.${e.DATADOG_SITE}`, flushIntervalMs: e.DATADOG_FLUSH_INTERVAL_MS },
+    cloudwatch: e.CLOUDWATCH_METRICS ? { namespace: e.METRICS_NAMESPACE, endpoint: e.CLOUDWATCH_ENDPOINT, flushIntervalMs: e.CLOUDWATCH_FLUSH_INTERVAL_MS } : undefined,
   };
 }

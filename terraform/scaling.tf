@@ -2,7 +2,10 @@
 #
 # step (default): an alarm on ApproximateNumberOfMessagesVisible drives a step scale-up policy; an alarm on
 #   visible + in flight (or visible only, scale_down_metric) drives a simple scale-down policy.
-# target_tracking: keep (visible + in flight) / in-service workers at target_backlog_per_instance.
+# target_tracking: keep (visible + in flight) / in-service workers at target_backlog_per_instance, computed either
+#   with metric math over AWS/SQS and AWS/AutoScaling (target_tracking_metric = "metric_math", default) or from what
+#   the workers publish (= "published"): BacklogPerInstance + InFlightPerInstance in var.metrics_namespace, each
+#   worker counting the group's InService instances itself (shared/metrics/cloudwatch-sink.ts).
 # Either way, scale-in never cuts a job: every worker keeps its instance protected from scale-in; when the group
 #   has more in service than desired, the surplus workers stop taking jobs, finish what they hold, and lift their
 #   protection (worker/scale-in.ts); the ASG terminates them and the lifecycle hook finds them idle.
@@ -10,8 +13,9 @@
 #   is undefined with no instance, so target tracking alone never scales from zero.
 
 locals {
-  step            = var.scaling_mode == "step"
-  target_tracking = var.scaling_mode == "target_tracking"
+  step              = var.scaling_mode == "step"
+  target_tracking   = var.scaling_mode == "target_tracking"
+  published_backlog = var.target_tracking_metric == "published"
 
   # Second scale-up step, relative to the alarm threshold: it starts at threshold x multiple.
   large_step        = var.scale_up_large_adjustment > 0
@@ -127,7 +131,7 @@ resource "aws_cloudwatch_metric_alarm" "scale_down" {
 # --- target tracking mode ----------------------------------------------------------------------------------
 
 resource "aws_autoscaling_policy" "backlog_per_instance" {
-  count                     = local.target_tracking ? 1 : 0
+  count                     = local.target_tracking && !local.published_backlog ? 1 : 0
   name                      = "${var.name}-backlog-per-instance"
   autoscaling_group_name    = aws_autoscaling_group.workers.name
   policy_type               = "TargetTrackingScaling"
@@ -190,6 +194,63 @@ resource "aws_autoscaling_policy" "backlog_per_instance" {
         id          = "backlog_per_instance"
         label       = "(visible + in flight) / in-service workers"
         expression  = "(visible + in_flight) / in_service"
+        return_data = true
+      }
+    }
+  }
+}
+
+# The same target on the workers' own figures. Every worker publishes the same fleet-wide value (its view of the
+# queue ÷ the group's InService count), so Average over the workers is that value; the sum of the two per-instance
+# figures is the metric-math expression above, and target_backlog_per_instance keeps its meaning.
+resource "aws_autoscaling_policy" "published_backlog_per_instance" {
+  count                     = local.target_tracking && local.published_backlog ? 1 : 0
+  name                      = "${var.name}-backlog-per-instance"
+  autoscaling_group_name    = aws_autoscaling_group.workers.name
+  policy_type               = "TargetTrackingScaling"
+  estimated_instance_warmup = var.target_tracking_warmup_seconds
+
+  target_tracking_configuration {
+    target_value     = var.target_backlog_per_instance
+    disable_scale_in = false
+
+    customized_metric_specification {
+      metrics {
+        id          = "backlog"
+        return_data = false
+        metric_stat {
+          stat = "Average"
+          metric {
+            namespace   = var.metrics_namespace
+            metric_name = "BacklogPerInstance"
+            dimensions {
+              name  = "AutoScalingGroupName"
+              value = aws_autoscaling_group.workers.name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "in_flight"
+        return_data = false
+        metric_stat {
+          stat = "Average"
+          metric {
+            namespace   = var.metrics_namespace
+            metric_name = "InFlightPerInstance"
+            dimensions {
+              name  = "AutoScalingGroupName"
+              value = aws_autoscaling_group.workers.name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "backlog_per_instance"
+        label       = "published (visible + in flight) / in-service workers"
+        expression  = "backlog + in_flight"
         return_data = true
       }
     }

@@ -497,6 +497,17 @@ variable "target_backlog_per_instance" {
   }
 }
 
+variable "target_tracking_metric" {
+  description = "Target-tracking mode: where backlog per instance comes from. \"metric_math\" (default): (ApproximateNumberOfMessagesVisible + NotVisible) / GroupInServiceInstances, all AWS-published. \"published\": BacklogPerInstance + InFlightPerInstance, which every worker publishes to metrics_namespace (CLOUDWATCH_METRICS) from its own queue view and the group's InService count; fresher in-service figures, and the worker's own scaling metric is what the policy sees."
+  type        = string
+  default     = "metric_math"
+
+  validation {
+    condition     = contains(["metric_math", "published"], var.target_tracking_metric)
+    error_message = "target_tracking_metric must be \"metric_math\" or \"published\"."
+  }
+}
+
 variable "target_tracking_warmup_seconds" {
   description = "Target-tracking mode: seconds a new worker is left out of current capacity (its estimated instance warmup). Boot and model load plus the time its work takes to show in the metric (a minute of SQS lag and the 3-minute scale-out alarm): shorter, and the policy counts the worker while the metric still shows the load without it, and adds another."
   type        = number

@@ -20,6 +20,7 @@ locals {
     VLLM_URL                       = "http://127.0.0.1:8000"
     VLLM_MODEL                     = var.vllm_model
     METRICS_NAMESPACE              = var.metrics_namespace
+    CLOUDWATCH_METRICS             = "true" # target_tracking_metric = "published" reads these; IAM allows only this namespace
     ASG_NAME                       = local.asg_name
     LIFECYCLE_HOOK_NAME            = local.hook_name
   }

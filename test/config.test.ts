@@ -56,3 +56,26 @@ test("provider chain from config: a fallback's queue wait reaches its route (uns
   }
   assert.throws(() => loadConfig({ ...env, GEMINI_QUEUE_WAIT_MS: "-1" }), /GEMINI_QUEUE_WAIT_MS/);
 });
+
+test("metrics: Prometheus on by default, Datadog with a key (site or URL), CloudWatch when asked, off means off", () => {
+  const d = loadConfig({}).metrics;
+  assert.equal(d.enabled, true);
+  assert.equal(d.datadog, undefined);
+  assert.equal(d.cloudwatch, undefined);
+  assert.deepEqual(d.tags, { env: "dev", service: undefined, version: undefined });
+  const key = "dd-key-should-not-leak";
+  assert.equal(loadConfig({ DATADOG_API_KEY: key, DATADOG_SITE: "datadoghq.eu" }).metrics.datadog?.apiUrl, "https://api.datadoghq.eu");
+  assert.equal(loadConfig({ DATADOG_API_KEY: key, DATADOG_SITE: "datadoghq.eu", DATADOG_API_URL: "http://127.0.0.1:9" }).metrics.datadog?.apiUrl, "http://127.0.0.1:9");
+  const cw = loadConfig({ CLOUDWATCH_METRICS: "true" }).metrics.cloudwatch;
+  assert.deepEqual(cw, { namespace: DEFAULTS.metricsNamespace, endpoint: undefined, flushIntervalMs: 60_000 });
+  assert.equal(loadConfig({ METRICS: "off" }).metrics.enabled, false);
+  assert.throws(
+    () => loadConfig({ METRICS: "maybe", METRICS_NAMESPACE: "AWS/SQS", DATADOG_SITE: `https://${key}`, DEPLOY_ENV: "prod env" }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      for (const name of ["METRICS", "METRICS_NAMESPACE", "DATADOG_SITE", "DEPLOY_ENV"]) assert.match(err.message, new RegExp(`${name}:`));
+      assert.doesNotMatch(err.message, new RegExp(key));
+      return true;
+    },
+  );
+});

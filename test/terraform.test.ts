@@ -30,6 +30,7 @@ const PLANTED: Record<string, RegExp[]> = {
   ],
   "scale-in-counts-in-flight": [/aws_cloudwatch_metric_alarm\.scale_down: scales in on visible messages without in-flight/, /scale_down_math: reads in_flight but/],
   "tunables-are-variables": [/scale_up\.period = 60/, /scale_up\.threshold = 100/, /scale_down\.cooldown = 600/, /scale_down\.scaling_adjustment = -1/],
+  "published-backlog-metric": [/reads BacklogPerWorker, which the workers do not publish/, /InFlightPerInstance by dimension QueueName/, /CLOUDWATCH_METRICS is undefined/],
   "iam-no-wildcards": [/wildcard action sqs:\*/, /resource "\*" without a condition/, /aws_iam_role_policy\.inline\.policy/],
   "iam-queue-scoped": [/someone-elses-queue/],
   "iam-metrics-namespace": [/PutMetricData without/],
@@ -209,11 +210,24 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
     const ok = terraform(base, dir);
     assert.equal(ok.status, 0, ok.stderr);
     const bad = terraform(
-      [...base, "-var=scale_down_threshold=200", "-var=lifecycle_hook_timeout_seconds=100", "-var=scale_up_period_seconds=30", "-var=scale_down_metric=in_flight"],
+      [
+        ...base,
+        "-var=scale_down_threshold=200",
+        "-var=lifecycle_hook_timeout_seconds=100",
+        "-var=scale_up_period_seconds=30",
+        "-var=scale_down_metric=in_flight",
+        "-var=target_tracking_metric=published_math",
+      ],
       dir,
     );
     assert.notEqual(bad.status, 0);
-    const messages = [/scale_down_threshold must/, /lifecycle_hook_timeout_seconds must exceed/, /scale_up_period_seconds must be a multiple of 60/, /scale_down_metric must be/];
+    const messages = [
+      /scale_down_threshold must/,
+      /lifecycle_hook_timeout_seconds must exceed/,
+      /scale_up_period_seconds must be a multiple of 60/,
+      /scale_down_metric must be/,
+      /target_tracking_metric must be "metric_math" or "published"/,
+    ];
     for (const message of messages) {
       assert.match(bad.stderr.replace(/\s+/g, " "), message);
     }

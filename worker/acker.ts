@@ -7,6 +7,7 @@
 import type { SqsQueue, ReceivedMessage } from "../shared/queue/sqs.ts";
 import { backoffMs, delay } from "../shared/backoff.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
 
 const MAX_BATCH = 10;
 const MAX_ATTEMPTS = 6;
@@ -26,6 +27,7 @@ export class Acker {
     private readonly queue: Pick<SqsQueue, "deleteBatch">,
     private readonly flushMs: number,
     private readonly log: Logger,
+    private readonly metrics?: Pick<FleetMetrics, "deletes">,
   ) {}
 
   /** Resolves once the delete went out (or was given up after retries; never rejects). */
@@ -80,14 +82,19 @@ export class Acker {
     }
     const failedSet = new Set(failedIds.map((f) => f.id));
     for (const [id, entry] of byId) if (!failedSet.has(id)) entry.resolve();
+    let givenUp = 0;
     for (const f of failedIds) {
       const entry = byId.get(f.id)!;
       if (f.retry && entry.attempts + 1 < MAX_ATTEMPTS) void this.retryLater({ ...entry, attempts: entry.attempts + 1 });
       else {
+        givenUp += 1;
         this.log.warn({ messageId: entry.message.messageId, code: f.code }, "delete given up; a redelivery will find the job finished");
         entry.resolve();
       }
     }
+    this.metrics?.deletes("ok", batch.length - failedIds.length);
+    this.metrics?.deletes("failed", failedIds.length - givenUp);
+    this.metrics?.deletes("given_up", givenUp);
   }
 
   private async retryLater(entry: PendingAck): Promise<void> {

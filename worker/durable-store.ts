@@ -33,7 +33,7 @@ export class DurableStore {
     private readonly log: Logger,
     /** Aborts retries when the worker is hard-stopped; the message then stays for redelivery. */
     private readonly hardStop: AbortSignal,
-    o: { maxBatch?: number; lingerMs?: number } = {},
+    o: { maxBatch?: number; lingerMs?: number; onBatch?: (kind: string, size: number, seconds: number, ok: boolean) => void } = {},
   ) {
     const make = <M extends Method>(m: M) =>
       new MicroBatcher<Item<M>, Out<M>>({
@@ -41,12 +41,14 @@ export class DurableStore {
         // A few ms of a generation's seconds buys batches several times larger: fewer statements per job.
         lingerMs: o.lingerMs ?? 5,
         run: (items) => (this.store[m] as (i: Item<M>[]) => Promise<(Out<M> | Error)[] | void>).call(this.store, items),
+        onBatch: o.onBatch && ((size, seconds, ok) => o.onBatch!(m, size, seconds, ok)),
       });
     // An audit counter, not on any job's path: a long linger turns a statement per few jobs into one per hundreds.
     this.providerCalls = new MicroBatcher<string, void>({
       maxBatch: 500,
       lingerMs: 50,
       run: (ids) => this.store.recordProviderCall(ids),
+      onBatch: o.onBatch && ((size, seconds, ok) => o.onBatch!("provider_calls", size, seconds, ok)),
     });
     this.batchers = { claim: make("claim"), complete: make("complete"), finish: make("finish"), release: make("release"), resetDeliveries: make("resetDeliveries") };
   }

@@ -7,6 +7,7 @@
  */
 import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
 import type { Settlement } from "./settlement.ts";
 
 export interface HeldMessage {
@@ -28,6 +29,7 @@ export interface HeartbeatOptions {
   visibilityTimeoutSeconds: number;
   extendLeases: (jobIds: string[], leaseMs: number) => Promise<unknown>;
   log: Logger;
+  metrics?: Pick<FleetMetrics, "heartbeatExtensions">;
   now?: () => number;
 }
 
@@ -78,7 +80,10 @@ export class Heartbeat {
       if (h.deadlineAt === undefined || now < h.deadlineAt) due.push(h);
     }
     if (due.length === 0) return;
-    const { extended, lost } = await this.o.settlement.extend(due);
+    const { extended, lost, failed } = await this.o.settlement.extend(due);
+    this.o.metrics?.heartbeatExtensions("ok", extended.length);
+    this.o.metrics?.heartbeatExtensions("failed", failed.length);
+    this.o.metrics?.heartbeatExtensions("lost", lost.length);
     for (const h of extended) h.extendedAt = now;
     for (const h of lost) {
       this.o.log.warn({ messageId: h.message.messageId, jobId: h.jobId }, "message no longer ours (extension refused or 12 h cap): stopping its job");

@@ -8,6 +8,8 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import { SecretResolver, type SecretValue } from "../shared/secrets.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
+import { buildFleetMetrics } from "../shared/metrics/build-metrics.ts";
+import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
 import { migrate } from "../shared/store/migrate.ts";
 import { createPool } from "../shared/store/pool.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
@@ -95,11 +97,45 @@ function withoutUserInfo(endpoint: string): string {
  * any client is built. The pool asks for the password on each new connection and the provider clients read their key
  * per request (refreshing it after an auth failure), so a rotation reaches them without a restart.
  */
-async function resolveSecrets(config: Config, log: Logger, closers: CleanupStep[]): Promise<{ databasePassword?: SecretValue; vllmApiKey?: SecretValue; geminiApiKey?: SecretValue }> {
+async function resolveSecrets(
+  config: Config,
+  log: Logger,
+  closers: CleanupStep[],
+): Promise<{ databasePassword?: SecretValue; vllmApiKey?: SecretValue; geminiApiKey?: SecretValue; datadogApiKey?: SecretValue }> {
   const resolver = new SecretResolver({ endpoint: config.secrets.endpoint, refreshIntervalMs: config.secrets.refreshIntervalMs, log });
   closers.push(() => resolver.close());
-  const secrets = await resolver.resolveAll({ DATABASE_PASSWORD: config.store.password, VLLM_API_KEY: config.vllm.apiKey, GEMINI_API_KEY: config.providers.gemini?.apiKey });
-  return { databasePassword: secrets.DATABASE_PASSWORD, vllmApiKey: secrets.VLLM_API_KEY, geminiApiKey: secrets.GEMINI_API_KEY };
+  const secrets = await resolver.resolveAll({
+    DATABASE_PASSWORD: config.store.password,
+    VLLM_API_KEY: config.vllm.apiKey,
+    GEMINI_API_KEY: config.providers.gemini?.apiKey,
+    DATADOG_API_KEY: config.metrics.enabled ? config.metrics.datadog?.apiKey : undefined,
+  });
+  return { databasePassword: secrets.DATABASE_PASSWORD, vllmApiKey: secrets.VLLM_API_KEY, geminiApiKey: secrets.GEMINI_API_KEY, datadogApiKey: secrets.DATADOG_API_KEY };
+}
+
+/**
+ * The worker's metrics (Prometheus always; Datadog, CloudWatch as configured). Registered as a closer after the
+ * queue and the group client, so its last flush (CloudWatch reads queue depth) runs before they close.
+ */
+function buildMetrics(config: Config, log: Logger, closers: CleanupStep[], queue: SqsQueue, queueUrls: string[], datadogKey: SecretValue | undefined): FleetMetrics {
+  const s = config.scaleIn;
+  // In-service workers for BacklogPerInstance: the group's own count (DescribeAutoScalingGroups, already allowed).
+  const group = config.metrics.cloudwatch === undefined || s === undefined ? undefined : new AwsAutoScaling({ region: config.queue.region, groupName: s.groupName, instanceId: s.instanceId });
+  if (group !== undefined) closers.push(() => group.close());
+  const metrics = buildFleetMetrics(config.metrics, {
+    service: "llm-fleet-worker",
+    region: config.queue.region,
+    log,
+    datadogApiKey: datadogKey && (() => datadogKey.current()),
+    groupName: config.scaleIn?.groupName,
+    queueDepth: async () => {
+      const depths = await Promise.all(queueUrls.map((url) => queue.depth(url)));
+      return { visible: depths.reduce((n, d) => n + d.visible, 0), inFlight: depths.reduce((n, d) => n + d.inFlight, 0) };
+    },
+    inService: group && (async () => (await group.describeGroup()).inService.length),
+  });
+  closers.push(() => metrics.close());
+  return metrics;
 }
 
 async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Worker> {
@@ -107,6 +143,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
   const queueUrls = await checkQueues(config, queue);
+  const metrics = buildMetrics(config, log, closers, queue, queueUrls, secrets.datadogApiKey);
   const password = secrets.databasePassword;
   const pool = await createPool({
     url: config.store.databaseUrl!,
@@ -150,6 +187,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     stallExitMs: config.worker.stallExitMs,
     onStalled,
     log,
+    metrics,
   });
 }
 

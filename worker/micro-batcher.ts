@@ -9,6 +9,8 @@ export interface MicroBatcherOptions<I, O> {
   run: (items: I[]) => Promise<(O | Error)[] | void>;
   maxBatch: number;
   lingerMs: number;
+  /** Told after each batch: its size, how long the call took and whether it threw (metrics; must not throw). */
+  onBatch?: (size: number, seconds: number, ok: boolean) => void;
 }
 
 interface Pending<I, O> {
@@ -50,15 +52,20 @@ export class MicroBatcher<I, O> {
   }
 
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {
+    const startedAt = performance.now();
+    let results: (O | Error)[] | void;
     try {
-      const results = await this.options.run(batch.map((p) => p.item));
-      batch.forEach((p, i) => {
-        const result = results?.[i];
-        if (result instanceof Error) p.reject(result);
-        else p.resolve(result as O);
-      });
+      results = await this.options.run(batch.map((p) => p.item));
     } catch (err) {
+      this.options.onBatch?.(batch.length, (performance.now() - startedAt) / 1000, false);
       for (const p of batch) p.reject(err);
+      return;
     }
+    this.options.onBatch?.(batch.length, (performance.now() - startedAt) / 1000, true);
+    batch.forEach((p, i) => {
+      const result = results?.[i];
+      if (result instanceof Error) p.reject(result);
+      else p.resolve(result as O);
+    });
   }
 }

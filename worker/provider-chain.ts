@@ -27,10 +27,11 @@ export function buildProviderChain(config: Config, concurrency: number, keys: { 
   // One connection per job in flight: vLLM answers pipelined requests one at a time, so fewer would cap its batch.
   const vllm = new VllmClient({ baseUrl: config.vllm.url, model: config.vllm.model, apiKey: keys.vllm, timeoutMs: config.vllm.timeoutMs, connections: concurrency });
   const routeFor: Record<ProviderName, () => RouteOptions | undefined> = {
-    vllm: () => ({ provider: vllm, maxInFlight: concurrency }),
+    vllm: () => ({ provider: vllm, model: config.vllm.model, maxInFlight: concurrency }),
     ollama: () =>
       p.ollama && {
         provider: new OllamaClient({ baseUrl: p.ollama.url, model: p.ollama.model, modelMap: p.ollama.modelMap, keepAlive: p.ollama.keepAlive, timeoutMs: config.vllm.timeoutMs }),
+        model: p.ollama.model,
         maxInFlight: p.ollama.maxInFlight,
         queueWaitMs: p.ollama.queueWaitMs,
       },

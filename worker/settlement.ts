@@ -9,6 +9,7 @@
  * Everything goes through a small queue port, so the rules are tested with a fake queue and a fake clock.
  */
 import type { Logger } from "../shared/logger.ts";
+import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
 import type { BatchFailure, ReceivedMessage, SendEntry } from "../shared/queue/sqs.ts";
 import { Acker } from "./acker.ts";
 
@@ -52,6 +53,7 @@ export interface SettlementOptions {
   visibilityTimeoutSeconds: number;
   ackFlushMs: number;
   log: Logger;
+  metrics?: Pick<FleetMetrics, "deletes">;
   now?: () => number;
 }
 
@@ -60,7 +62,7 @@ export class Settlement {
   private readonly dlqUrls = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly o: SettlementOptions) {
-    this.acker = new Acker(o.queue, o.ackFlushMs, o.log);
+    this.acker = new Acker(o.queue, o.ackFlushMs, o.log, o.metrics);
   }
 
   /** Delete: the job's outcome is durable. Never rejects (a delete given up only means a redelivery finds it done). */

@@ -16,6 +16,7 @@ import type { JobStore } from "../shared/store/jobs.ts";
 import type { ResultsCache } from "../shared/store/results-cache.ts";
 import { coerceError } from "../shared/errors.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
+import { NO_METRICS, type FleetMetrics, type JobOutcome } from "../shared/metrics/fleet-metrics.ts";
 import { MicroBatcher } from "./micro-batcher.ts";
 import { runBackpressure, type BackendGauges } from "./backpressure.ts";
 import { Condition } from "./condition.ts";
@@ -67,6 +68,8 @@ export interface WorkerOptions {
    */
   onStalled?: () => void;
   log: Logger;
+  /** Where the worker's metrics go (shared/metrics); its exposition() is what GET /metrics serves. Default: none. */
+  metrics?: FleetMetrics;
   workerId?: string;
   onOutcome?: (outcome: Outcome, message: ReceivedMessage) => void;
 }
@@ -93,25 +96,37 @@ export class Worker {
   private loops: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  readonly metrics: FleetMetrics;
+  /** Queue URL → its name, the `queue` label (bounded: the configured queues). */
+  private readonly queueNames: Map<string, string>;
   readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 };
 
   constructor(private readonly o: WorkerOptions) {
     this.workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     // Every job in flight and every receive loop listens on these two; listeners are removed as calls end.
     setMaxListeners(0, this.pollAbort.signal, this.hardStop.signal);
+    const metrics = (this.metrics = o.metrics ?? NO_METRICS);
+    this.queueNames = new Map(o.queueUrls.map((url) => [url, url.slice(url.lastIndexOf("/") + 1)]));
     this.capacity = new Capacity(o.concurrency, o.concurrency);
-    this.settlement = new Settlement({ queue: o.queue, maxReceiveCount: o.maxReceiveCount, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds, ackFlushMs: o.ackFlushMs, log: o.log });
-    this.durable = new DurableStore(o.store, o.log, this.hardStop.signal);
+    this.settlement = new Settlement({ queue: o.queue, maxReceiveCount: o.maxReceiveCount, visibilityTimeoutSeconds: o.visibilityTimeoutSeconds, ackFlushMs: o.ackFlushMs, log: o.log, metrics });
+    this.durable = new DurableStore(o.store, o.log, this.hardStop.signal, { onBatch: (kind, size, seconds, ok) => metrics.storeBatch(kind, size, seconds, ok) });
     this.heartbeat = new Heartbeat({
       settlement: this.settlement,
       intervalMs: o.heartbeatIntervalMs,
       visibilityTimeoutSeconds: o.visibilityTimeoutSeconds,
       extendLeases: (ids, leaseMs) => o.store.extendLeases(ids, this.workerId, leaseMs),
       log: o.log,
+      metrics,
     });
     const cache = o.cache;
-    this.publisher = cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records) });
-    this.router = buildRouter(o, () => this.poller?.interrupt());
+    this.publisher =
+      cache && new MicroBatcher<JobRecord, void>({ maxBatch: 200, lingerMs: 5, run: (records) => cache.putMany(records), onBatch: (size, seconds, ok) => metrics.storeBatch("cache", size, seconds, ok) });
+    this.router = buildRouter(o, metrics, () => this.poller?.interrupt());
+    metrics.observe(() => ({
+      inFlight: this.heartbeat.size,
+      limit: this.capacity.limit,
+      breakers: this.router.health().routes.map((r) => ({ provider: r.name, state: r.state })),
+    }));
     this.processor = new Processor({
       workerId: this.workerId,
       store: this.durable,
@@ -220,13 +235,16 @@ export class Worker {
 
   private handle(message: ReceivedMessage): void {
     const held = this.heartbeat.track(message);
+    this.metrics.jobReceived(this.queueNames.get(message.queueUrl) ?? "other", message.sentAt === undefined ? undefined : (held.receivedAt - message.sentAt) / 1000);
     const task = this.processor
       .process(held, this.hardStop.signal, this.pollAbort.signal)
       .then((outcome) => {
         this.counts[outcome] += 1;
+        this.finished(outcome, message);
         this.o.onOutcome?.(outcome, message);
       })
       .catch(async (err) => {
+        this.finished("released", message);
         // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
         this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
         // Not as a fresh copy: the store, which would have to forget the spent deliveries, is what failed.
@@ -238,6 +256,12 @@ export class Worker {
         this.running.delete(task);
       });
     this.running.add(task);
+  }
+
+  /** End-to-end latency only for outcomes that end the job (not a retry or a hand-back). */
+  private finished(outcome: JobOutcome, message: ReceivedMessage): void {
+    const final = outcome === "succeeded" || outcome === "failed" || outcome === "expired" || outcome === "dead";
+    this.metrics.jobFinished(outcome, final && message.sentAt !== undefined ? (Date.now() - message.sentAt) / 1000 : undefined);
   }
 
   private maintain(signal: AbortSignal): Promise<void> {
@@ -310,8 +334,8 @@ export class Worker {
  * The chain the worker calls. One provider given alone becomes a chain of one: it still trips (so intake pauses while
  * it is down), and it is called once per delivery — retries of a lone backend go back through SQS.
  */
-function buildRouter(o: WorkerOptions, onAllOpen: () => void): ProviderRouter {
+function buildRouter(o: WorkerOptions, metrics: FleetMetrics, onAllOpen: () => void): ProviderRouter {
   const routes = o.routes ?? (o.provider === undefined ? [] : [{ provider: o.provider, maxInFlight: o.concurrency, maxAttempts: 1 }]);
   if (routes.length === 0) throw new RangeError("a worker needs a provider or a chain of routes");
-  return new ProviderRouter({ failureThreshold: o.breakerThreshold, ...o.router, routes, onAllOpen, log: o.log });
+  return new ProviderRouter({ failureThreshold: o.breakerThreshold, ...o.router, routes, onAllOpen, log: o.log, metrics });
 }

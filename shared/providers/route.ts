@@ -6,6 +6,7 @@
  */
 import { errorCode } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { FleetMetrics } from "../metrics/fleet-metrics.ts";
 import type { Budget } from "./budget.ts";
 import type { Clock } from "./clock.ts";
 import { costUsd, estimateTokens } from "./cost.ts";
@@ -53,6 +54,7 @@ export interface RouteContext {
   onUnavailable: () => void;
   /** Anything that may have made a route available again. */
   onChange: () => void;
+  metrics?: Pick<FleetMetrics, "breakerTransition">;
 }
 
 export type SkipReason = "open" | "over-ceiling" | "busy";
@@ -100,6 +102,7 @@ export class Route {
       clock: ctx.clock,
       onChange: (state) => {
         ctx.log?.[state === "open" ? "warn" : "info"]({ provider: this.name, state, lastErrorCode: this.lastErrorCode }, `provider ${state}`);
+        ctx.metrics?.breakerTransition(this.name, state);
         if (state === "open") ctx.onUnavailable();
         ctx.onChange();
       },

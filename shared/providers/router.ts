@@ -15,6 +15,7 @@
  */
 import { ConfigError, errorCode, FleetError, isRetryable, ProviderRetryableError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { FleetMetrics } from "../metrics/fleet-metrics.ts";
 import { Budget, fullJitterMs } from "./budget.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { DEFAULT_PRICES, type PriceTable } from "./prices.ts";
@@ -52,7 +53,11 @@ export interface ProviderRouterOptions {
   clock?: Clock;
   /** Uniform in [0, 1): the backoff jitter. Default Math.random. */
   random?: () => number;
+  /** Every provider call (duration, tokens, cost, error) and breaker transition. */
+  metrics?: ProviderMetrics;
 }
+
+export type ProviderMetrics = Pick<FleetMetrics, "providerCall" | "breakerTransition">;
 
 /** The idle probe: one token, named so a backend's logs (and the fault suite's audit) can tell it from a job. */
 export const PROBE_REQUEST_ID = "circuit-probe";
@@ -98,6 +103,7 @@ export class ProviderRouter implements Provider {
         if (this.allOpen) o.onAllOpen?.();
       },
       onChange: () => this.notify(),
+      metrics: o.metrics,
     };
     this.routes = o.routes.map((r) => new Route(r, context));
     const accurate = this.routes.find((r) => r.name === o.accurateRoute);
@@ -129,10 +135,15 @@ export class ProviderRouter implements Provider {
       const calledAt = this.clock.now();
       try {
         const completion = await route.provider.generate(req, signal);
-        walk.attempts.push({ provider: route.name, ok: true, latencyMs: this.clock.now() - calledAt });
-        return { ...completion, costUsd: await permit.succeeded(completion) };
+        const latencyMs = this.clock.now() - calledAt;
+        walk.attempts.push({ provider: route.name, ok: true, latencyMs });
+        const costUsd = await permit.succeeded(completion);
+        this.record(route, req, latencyMs, completion, costUsd);
+        return { ...completion, costUsd };
       } catch (err) {
-        walk.attempts.push({ provider: route.name, ok: false, code: errorCode(err), latencyMs: this.clock.now() - calledAt });
+        const latencyMs = this.clock.now() - calledAt;
+        walk.attempts.push({ provider: route.name, ok: false, code: errorCode(err), latencyMs });
+        this.record(route, req, latencyMs, err);
         const cancelled = signal?.aborted === true;
         const providersFault = !cancelled && countsAgainstProvider(err);
         await permit.abandoned(err, providersFault);
@@ -194,12 +205,33 @@ export class ProviderRouter implements Provider {
     const budget = new Budget(this.clock, this.clock.now() + (this.o.budgetMs ?? 30_000));
     const { permit } = await route.admit(PROBE_REQUEST, budget, signal);
     if (permit === undefined) return false;
+    const calledAt = this.clock.now();
     try {
-      await permit.succeeded(await route.provider.generate(PROBE_REQUEST, signal));
+      const completion = await route.provider.generate(PROBE_REQUEST, signal);
+      const latencyMs = this.clock.now() - calledAt;
+      this.record(route, PROBE_REQUEST, latencyMs, completion, await permit.succeeded(completion));
     } catch (err) {
+      this.record(route, PROBE_REQUEST, this.clock.now() - calledAt, err);
       await permit.abandoned(err, !signal.aborted && countsAgainstProvider(err));
     }
     return true;
+  }
+
+  /** One call to the metrics: an answer (tokens, cost) or a failure (its code; `cancelled` for an abort). */
+  private record(route: Route, req: CompletionRequest, latencyMs: number, result: Completion | unknown, costUsd?: number): void {
+    const metrics = this.o.metrics;
+    if (metrics === undefined) return;
+    const call = {
+      provider: route.name,
+      model: req.model ?? route.o.model ?? "default",
+      operation: req.messages === undefined ? ("text_completion" as const) : ("chat" as const),
+      seconds: latencyMs / 1000,
+    };
+    if (costUsd === undefined) metrics.providerCall({ ...call, errorType: isAbortError(result) ? "cancelled" : errorCode(result) });
+    else {
+      const c = result as Completion;
+      metrics.providerCall({ ...call, inputTokens: c.promptTokens, outputTokens: c.completionTokens, costUsd });
+    }
   }
 
   /** waitAnyAvailable, but back after `ms` at the latest (a probe turned away is tried again then). */

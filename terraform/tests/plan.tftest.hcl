@@ -122,6 +122,24 @@ run "target_tracking_from_zero" {
   }
 }
 
+run "target_tracking_on_the_published_metric" {
+  command = plan
+
+  variables {
+    scaling_mode           = "target_tracking"
+    target_tracking_metric = "published"
+  }
+
+  assert {
+    condition     = length(aws_autoscaling_policy.published_backlog_per_instance) == 1 && length(aws_autoscaling_policy.backlog_per_instance) == 0
+    error_message = "the published metric replaces the metric-math policy"
+  }
+  assert {
+    condition     = local.worker_env.CLOUDWATCH_METRICS == "true" && local.worker_env.METRICS_NAMESPACE == var.metrics_namespace
+    error_message = "the workers must publish into the namespace the policy reads"
+  }
+}
+
 run "api_groups_reach_the_stores" {
   command = plan
 
