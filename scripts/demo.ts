@@ -77,6 +77,9 @@ async function main(): Promise<void> {
       SQS_VISIBILITY_TIMEOUT_SECONDS: "60",
       HEARTBEAT_INTERVAL_MS: "10000",
       LOG_LEVEL: "info",
+      // Every demo worker runs its ops server (/health, /health/ready, /metrics) on a free loopback port.
+      OPS_PORT: "0",
+      OPS_HOST: "127.0.0.1",
       ...(endpoint ? { SQS_ENDPOINT: endpoint } : {}),
       ...(redisUp ? { REDIS_URL: redisUrl } : {}),
       ...(process.env.VLLM_MODEL ? { VLLM_MODEL: process.env.VLLM_MODEL } : {}),
@@ -88,8 +91,9 @@ async function main(): Promise<void> {
       for (const w of workers) w.kill("SIGTERM");
       await Promise.all(workers.map((w) => w.exited));
     });
-    await Promise.all(workers.map((w) => w.ready));
+    const ready = await Promise.all(workers.map((w) => w.ready));
     say(`workers: ${WORKERS} processes started (logs in out/demo-logs/)`);
+    say(`ops: ${(await Promise.all(ready.map((r) => readiness(r.opsUrl)))).join(", ")}`);
 
     // --- submit and wait --------------------------------------------------------------------------
     const inputs = readFileSync(resolve(ROOT, "scripts/data/sample-prompts.jsonl"), "utf8")
@@ -158,6 +162,19 @@ async function main(): Promise<void> {
   } finally {
     await runCleanup(cleanup, (err) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
   }
+}
+
+/** "<url>/health (ready)" — the worker's answer to a load balancer's probe. */
+async function readiness(opsUrl: string | undefined): Promise<string> {
+  if (opsUrl === undefined) return "no ops server";
+  const status = await fetch(`${opsUrl}/health/ready`, { signal: AbortSignal.timeout(5_000) }).then(
+    async (r) => {
+      await r.text();
+      return r.status;
+    },
+    () => undefined,
+  );
+  return `${opsUrl}/health (${status === undefined ? "no answer" : status === 200 ? "ready" : `not ready: ${status}`})`;
 }
 
 /** Ollama and Gemini stand-ins for the chain's fallbacks; OLLAMA_URL / GEMINI_API_KEY in the environment win. */
