@@ -12,7 +12,7 @@ export function renderFleetStatus(f: FleetStatus): string {
       ["QUEUE", "visible", "in flight", "delayed", "oldest wait", "DLQ"],
       ...f.queues.map((q) =>
         q.error !== undefined
-          ? [q.name, `unreachable (${q.error})`, "", "", "", ""]
+          ? [q.name, "-", "-", "-", "-", "-"] // named under UNREACHABLE
           : [q.name, n(q.visible), n(q.inFlight), n(q.delayed), q.oldestWaitMs === null ? "-" : duration(q.oldestWaitMs), q.dlq === null ? "none" : n(q.dlq.visible + q.dlq.inFlight)],
       ),
     ]),
@@ -58,7 +58,7 @@ export async function watch(render: () => Promise<string>, out: NodeJS.WritableS
   try {
     while (!signal.aborted) {
       const frame = await Promise.race([render(), stopped]);
-      if (typeof frame !== "string") break;
+      if (typeof frame !== "string" || signal.aborted) break;
       out.write(`\x1b[H${frame.replace(/\n/g, "\x1b[K\n")}\n(every ${everyMs / 1000} s; Ctrl-C to quit)\x1b[K\x1b[J`);
       await delay(everyMs, signal);
     }

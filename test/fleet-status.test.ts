@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Producer } from "../producer/producer.ts";
 import type { FleetStatus } from "../producer/fleet-status.ts";
+import { watch } from "../producer/fleet-status-view.ts";
 import { startVllmSimulator } from "../scripts/simulators/vllm/server.ts";
 import { queueNameOf } from "../shared/queue/queue-name.ts";
 import { schemaScopedUrl } from "../shared/store/pool.ts";
@@ -92,6 +93,27 @@ test("queue waits: the longest wait per queue over the last one to two windows",
   waits.note("q/a", 1_550, 1_600);
   assert.deepEqual(waits.longest(2_100), { "q/a": 50 }, "the older window rolled out");
   assert.deepEqual(waits.longest(4_000), {}, "nothing received lately: no value");
+});
+
+test("the terminal view redraws in place until aborted (Ctrl-C), then shows the cursor again", async () => {
+  let written = "";
+  const out = { write: (chunk: string) => ((written += chunk), true) } as unknown as NodeJS.WritableStream;
+  const stop = new AbortController();
+  let frames = 0;
+  await watch(
+    async () => {
+      frames += 1;
+      if (frames === 3) stop.abort();
+      return `frame ${frames}\nsecond line\n`;
+    },
+    out,
+    stop.signal,
+    10,
+  );
+  assert.equal(frames, 3);
+  assert.equal(written.split("\x1b[H").length - 1, 2, "two frames drawn from the top; the third was gathered after Ctrl-C");
+  assert.match(written, /frame 2\x1b\[K\nsecond line\x1b\[K\n/, "each line cleared to its end");
+  assert.ok(written.endsWith("\x1b[?25h\n"), "cursor shown again on exit");
 });
 
 test("fleet status --json: two workers, jobs done, a served and an unserved queue, DLQ, providers and cost", async () => {
