@@ -5,7 +5,7 @@ export NODE_OPTIONS ?= --enable-source-maps
 # The AWS SDK warns once per process that its 2027 releases need Node 22; known (see README), kept out of demo output.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?= true
 
-.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq
+.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq fleet
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -56,3 +56,8 @@ schema: install
 ## Dead-letter queue tool: list, inspect, redrive.
 dlq: install
 	$(NODE) scripts/dlq.ts $(ARGS)
+
+## The fleet at a glance, redrawn every 2 s on a terminal: queues, workers, last minute, providers, cost
+## (ARGS="status --json" or "status --once" for one look; same environment as the producer CLI).
+fleet: install
+	$(NODE) producer/cli.ts $(or $(ARGS),status)

@@ -5,8 +5,10 @@
  *   wait <id…> [--timeout-seconds N] [--unknown-after-seconds N]
  *                                              waits for every id; exits 1 if any did not succeed
  *   usage --from ISO --to ISO [--tenant T]     totals of succeeded jobs per tenant and provider (tokens, cost)
- * Exit codes: 0 ok; 1 a job missing, unknown, timed out or not succeeded; 2 usage or other error; 3 the job store is
- * unreachable and Redis has no record. Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME
+ *   status [--once] [--json] [--since ISO]     the fleet: queues, workers, last minute, providers, cost since
+ *                                              --since (default: midnight UTC); redrawn every 2 s on a terminal
+ * Exit codes: 0 ok; 1 a job missing, unknown, timed out or not succeeded (status: a section could not be read);
+ * 2 usage or other error; 3 the job store is unreachable and Redis has no record. Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME
  * (+ SQS_ENDPOINT), DATABASE_URL, REDIS_URL.
  */
 import { readFileSync } from "node:fs";
@@ -17,7 +19,11 @@ import { StoreError } from "../shared/errors.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { createPool } from "../shared/store/pool.ts";
+import { PresenceStore } from "../shared/store/presence.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
+import { throughput } from "../shared/store/throughput.ts";
+import { gatherFleetStatus, type FleetSources } from "./fleet-status.ts";
+import { renderFleetStatus, watch } from "./fleet-status-view.ts";
 import { Producer } from "./producer.ts";
 import { ResultReader } from "./results.ts";
 
@@ -25,7 +31,8 @@ const USAGE = `usage:
   submit --file prompts.jsonl [--tenant T]
   get <id>
   wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]
-  usage --from ISO-TIME --to ISO-TIME [--tenant T]`;
+  usage --from ISO-TIME --to ISO-TIME [--tenant T]
+  status [--once] [--json] [--since ISO-TIME (default: today 00:00 UTC)]`;
 
 /**
  * A job's row is created when a worker first claims it, so "no record yet" is normal for a while after submit.
@@ -65,6 +72,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       });
     }
+    case "status": {
+      const since = values.since === undefined ? startOfUtcDay(new Date()) : instant(values.since, "--since");
+      return fleetStatus(loadConfig(), { once: values.once === true, json: values.json === true, since });
+    }
     default:
       throw new UsageError(`unknown command ${command}`);
   }
@@ -82,6 +93,9 @@ function parseFlags(argv: string[]) {
         "unknown-after-seconds": { type: "string" },
         from: { type: "string" },
         to: { type: "string" },
+        since: { type: "string" },
+        once: { type: "boolean" },
+        json: { type: "boolean" },
         help: { type: "boolean" },
       },
     });
@@ -166,6 +180,47 @@ function instant(raw: string | undefined, flag: string): Date {
   const t = raw === undefined ? Number.NaN : Date.parse(raw);
   if (!Number.isFinite(t)) throw new UsageError(`${flag} needs an ISO-8601 time, e.g. 2026-12-01T00:00:00Z`);
   return new Date(t);
+}
+
+/**
+ * One look (--once, --json, or stdout not a terminal), else redrawn in place every 2 s until Ctrl-C (exit 0).
+ * A single look exits 1 when a section could not be read (it is still printed, the failure named in `errors`).
+ */
+async function fleetStatus(config: Config, o: { once: boolean; json: boolean; since: Date }): Promise<number> {
+  if (config.store.databaseUrl === undefined) throw new UsageError("DATABASE_URL is required for fleet status");
+  const pool = await createPool({ url: config.store.databaseUrl, poolSize: 4 });
+  const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
+  try {
+    const sources: FleetSources = {
+      queue,
+      queueUrls: config.queue.urls ?? [await queue.queueUrl(config.queue.name)],
+      presence: new PresenceStore(pool),
+      throughput: (windowMs) => throughput(pool, windowMs),
+      usage: new JobStore(pool),
+      costSince: o.since,
+    };
+    if (o.once || o.json || !process.stdout.isTTY) {
+      const status = await gatherFleetStatus(sources);
+      process.stdout.write(o.json ? `${JSON.stringify(status)}\n` : renderFleetStatus(status));
+      return status.errors.length === 0 ? 0 : 1;
+    }
+    const stop = new AbortController();
+    const onInterrupt = () => stop.abort();
+    process.once("SIGINT", onInterrupt);
+    try {
+      await watch(async () => renderFleetStatus(await gatherFleetStatus(sources)), process.stdout, stop.signal);
+    } finally {
+      process.off("SIGINT", onInterrupt);
+    }
+    return 0;
+  } finally {
+    queue.close();
+    await pool.end();
+  }
+}
+
+function startOfUtcDay(now: Date): Date {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
 }
 
 async function withStore(config: Config, fn: (store: JobStore) => Promise<number>): Promise<number> {

@@ -24,6 +24,7 @@ async function main(): Promise<void> {
   try {
     const stack = await startLocalStack({ env: process.env, workers: WORKERS, queuePrefix: "demo", logDir: resolve(ROOT, "out/demo-logs"), say }, cleanup);
     const { pool, queue, queueUrl, workers } = stack;
+    say(`ops: ${(await Promise.all(stack.opsUrls.map(readiness))).join(", ")}`);
 
     // --- submit and wait --------------------------------------------------------------------------
     const inputs = readFileSync(resolve(ROOT, "scripts/data/sample-prompts.jsonl"), "utf8")
@@ -92,6 +93,19 @@ async function main(): Promise<void> {
   } finally {
     await runCleanup(cleanup, (err) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
   }
+}
+
+/** "<url>/health (ready)" — the worker's answer to a load balancer's probe. */
+async function readiness(opsUrl: string | undefined): Promise<string> {
+  if (opsUrl === undefined) return "no ops server";
+  const status = await fetch(`${opsUrl}/health/ready`, { signal: AbortSignal.timeout(5_000) }).then(
+    async (r) => {
+      await r.text();
+      return r.status;
+    },
+    () => undefined,
+  );
+  return `${opsUrl}/health (${status === undefined ? "no answer" : status === 200 ? "ready" : `not ready: ${status}`})`;
 }
 
 main().catch((err: Error) => {

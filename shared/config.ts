@@ -149,6 +149,13 @@ export const envSchema = z
     WORKER_STALL_EXIT_MS: int(10_000, 86_400_000).default(300_000),
     /** Read vLLM /metrics to keep its waiting queue short. */
     ADAPTIVE_CONCURRENCY: bool.default(true),
+    /** How often a worker rewrites its row in the `workers` table (`fleet status`); gone after three missed. */
+    PRESENCE_INTERVAL_MS: int(1000, 300_000).default(5_000),
+    // --- ops server (worker/ops-server.ts): /health/live, /health/ready, /health, /metrics ---------------------
+    /** Port the ops server listens on; 0 takes a free one (demo, tests). Unset: no ops server, nothing listens. */
+    OPS_PORT: int(0, 65_535).optional(),
+    /** Address the ops server binds (a load balancer's health check reaches it from outside the host). */
+    OPS_HOST: z.string().min(1).default("0.0.0.0"),
     // --- scale-in (worker/scale-in.ts) ---------------------------------------------------------------------
     /** The worker's Auto Scaling group. Unset (e.g. locally): no scale-in protection, no volunteering. */
     ASG_NAME: z.string().min(1).max(255).optional(),
@@ -247,7 +254,10 @@ export interface Config {
     adaptiveConcurrency: boolean;
     maintenanceIntervalMs: number;
     stallExitMs: number;
+    presenceIntervalMs: number;
   };
+  /** The ops server (health probes, metrics); present only when OPS_PORT is set. */
+  ops?: { port: number; host: string };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logLevel: Env["LOG_LEVEL"];
@@ -320,7 +330,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       adaptiveConcurrency: e.ADAPTIVE_CONCURRENCY,
       maintenanceIntervalMs: e.MAINTENANCE_INTERVAL_MS,
       stallExitMs: e.WORKER_STALL_EXIT_MS,
+      presenceIntervalMs: e.PRESENCE_INTERVAL_MS,
     },
+    ops: e.OPS_PORT === undefined ? undefined : { port: e.OPS_PORT, host: e.OPS_HOST },
     scaleIn:
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined

@@ -2,6 +2,7 @@
  * Worker entry point: parse config once, wire real dependencies, run until SIGTERM/SIGINT, drain, exit 0.
  * A second signal exits at once (1): the messages still held come back after their visibility timeout.
  */
+import type pg from "pg";
 import { loadConfig, type Config } from "../shared/config.ts";
 import { ConfigError, coerceError, errorCode } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
@@ -11,13 +12,17 @@ import { JobStore } from "../shared/store/jobs.ts";
 import { buildFleetMetrics } from "../shared/metrics/build-metrics.ts";
 import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
 import { migrate } from "../shared/store/migrate.ts";
-import { createPool } from "../shared/store/pool.ts";
+import { createPool, ping } from "../shared/store/pool.ts";
+import { PresenceStore } from "../shared/store/presence.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
 import { buildProviderChain } from "./provider-chain.ts";
 import { Worker } from "./worker.ts";
 import { AwsAutoScaling } from "./auto-scaling.ts";
 import { ScaleInCoordinator } from "./scale-in.ts";
+import { WorkerHealth } from "./health.ts";
+import { startOpsServer, type OpsServer } from "./ops-server.ts";
+import { runPresence } from "./presence.ts";
 
 async function main(): Promise<void> {
   let config: Config;
@@ -34,7 +39,8 @@ async function main(): Promise<void> {
     // No progress possible (store unreachable past WORKER_STALL_EXIT_MS, or a queue refused for good): drain what
     // can be drained, exit 3 so the supervisor restarts us.
     const onStalled = () => void worker.stop().then(() => shutdown(closers, log, 3));
-    const worker: Worker = await build(config, log, closers, onStalled);
+    const built = await build(config, log, closers, onStalled);
+    const worker: Worker = built.worker;
     const scaleIn = buildScaleIn(config, worker, log, closers);
     let signals = 0;
     const onSignal = (signal: string) => {
@@ -51,9 +57,12 @@ async function main(): Promise<void> {
     process.on("SIGINT", onSignal);
     // Protected from scale-in before the first job is taken (a failure is retried by the coordinator's checks).
     await scaleIn?.start();
+    // Listening before the worker starts: live at once, ready (200) once it runs. Closed after the drain (closers).
+    const ops = await startOps(config, built, log, closers);
     worker.start();
-    // Supervisors that spawned us with an IPC channel (the demo, the fault suite) learn we are up.
-    process.send?.({ type: "ready", workerId: worker.workerId });
+    startPresence(config, built, ops, log, closers);
+    // Supervisors that spawned us with an IPC channel (the demo, the fault suite) learn we are up, and where to probe.
+    process.send?.({ type: "ready", workerId: worker.workerId, ...(ops === undefined ? {} : { opsUrl: ops.url }) });
   } catch (err) {
     if (err instanceof QueueUnusable) {
       process.stderr.write(`${err.message}\n`);
@@ -138,7 +147,15 @@ function buildMetrics(config: Config, log: Logger, closers: CleanupStep[], queue
   return metrics;
 }
 
-async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Worker> {
+/** The worker and the clients it was built on (health checks and presence use them too). */
+interface Built {
+  worker: Worker;
+  pool: pg.Pool;
+  queue: SqsQueue;
+  queueUrls: string[];
+}
+
+async function build(config: Config, log: Logger, closers: CleanupStep[], onStalled: () => void): Promise<Built> {
   const secrets = await resolveSecrets(config, log, closers);
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
@@ -162,7 +179,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
   const chain = buildProviderChain(config, concurrency, { vllm: secrets.vllmApiKey, gemini: secrets.geminiApiKey });
   closers.push(() => chain.close());
   log.info({ chain: chain.routes.map((r) => r.name ?? r.provider.name) }, "provider chain");
-  return new Worker({
+  const worker = new Worker({
     queue,
     queueUrls,
     // A refused password: fetch the secret again (rate-limited); writes are retried meanwhile, the job is not failed.
@@ -188,6 +205,37 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     onStalled,
     log,
     metrics,
+  });
+  return { worker, pool, queue, queueUrls };
+}
+
+/**
+ * The ops server when OPS_PORT is set: health probes over the worker's own pool and queue client, and the worker's
+ * metrics registry at /metrics.
+ */
+async function startOps(config: Config, b: Built, log: Logger, closers: CleanupStep[]): Promise<OpsServer | undefined> {
+  if (config.ops === undefined) return undefined;
+  const health = new WorkerHealth({
+    snapshot: () => b.worker.snapshot(),
+    pingStore: () => ping(b.pool),
+    queueUrls: b.queueUrls,
+    checkQueue: (url, signal) => b.queue.check(url, signal),
+  });
+  const server = await startOpsServer({ host: config.ops.host, port: config.ops.port, health, metrics: b.worker.metrics.exposition(), log });
+  closers.push(() => server.close());
+  return server;
+}
+
+/** The worker's row in `workers` (fleet status); removed after the drain, before the pool closes. */
+function startPresence(config: Config, b: Built, ops: OpsServer | undefined, log: Logger, closers: CleanupStep[]): void {
+  const stop = new AbortController();
+  const loop = runPresence(
+    { store: new PresenceStore(b.pool), snapshot: () => b.worker.snapshot(), intervalMs: config.worker.presenceIntervalMs, opsPort: ops?.port, log },
+    stop.signal,
+  );
+  closers.push(() => {
+    stop.abort();
+    return loop;
   });
 }
 

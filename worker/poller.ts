@@ -7,6 +7,7 @@
  * A queue error that retrying cannot fix (queue deleted, access denied) stops every loop and is reported.
  */
 import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
+import { queueNameOf } from "../shared/queue/queue-name.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Logger } from "../shared/logger.ts";
 import { backoffMs, delay } from "../shared/backoff.ts";
@@ -96,7 +97,7 @@ export class Poller {
         const { err, queueUrl } = failed as ReceiveFailed;
         if (this.fatal(err, queueUrl)) break;
         failures += 1;
-        this.o.log.warn({ err, queue: queueName(queueUrl), failures }, "receive failed; backing off");
+        this.o.log.warn({ err, queue: queueNameOf(queueUrl), failures }, "receive failed; backing off");
         await delay(backoffMs(failures, 200, 10_000), signal);
       } finally {
         this.o.capacity.release(reserved - messages.length);
@@ -147,15 +148,10 @@ export class Poller {
     const status = err instanceof FleetError ? err.statusCode : undefined;
     if (isRetryable(err) || status === undefined || status < 400 || status >= 500) return false;
     if (!this.halt.signal.aborted) {
-      this.o.log.error({ err: coerceError(err), queue: queueName(queueUrl), code: errorCode(err) }, "queue error that retrying cannot fix; intake stopped");
+      this.o.log.error({ err: coerceError(err), queue: queueNameOf(queueUrl), code: errorCode(err) }, "queue error that retrying cannot fix; intake stopped");
       this.halt.abort();
       this.o.onFatal?.(coerceError(err), queueUrl);
     }
     return true;
   }
-}
-
-/** The queue's name: the last segment of its URL. */
-function queueName(queueUrl: string): string {
-  return queueUrl.slice(queueUrl.lastIndexOf("/") + 1);
 }

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import pLimit from "p-limit";
 import type { Logger } from "../shared/logger.ts";
 import type { Provider } from "../shared/providers/provider.ts";
-import { ProviderRouter, type ProviderRouterOptions, type RouteOptions } from "../shared/providers/router.ts";
+import { ProviderRouter, type ProviderRouterOptions, type RouteOptions, type RouterHealth } from "../shared/providers/router.ts";
 import type { ReceivedMessage, SqsQueue } from "../shared/queue/sqs.ts";
 import type { JobStore } from "../shared/store/jobs.ts";
 import type { ResultsCache } from "../shared/store/results-cache.ts";
@@ -26,6 +26,7 @@ import { Heartbeat, type HeldMessage } from "./heartbeat.ts";
 import { Poller } from "./poller.ts";
 import { runMaintenance } from "./maintenance.ts";
 import { Processor, type Outcome } from "./processor.ts";
+import { QueueWaits } from "./queue-wait.ts";
 import { Settlement } from "./settlement.ts";
 
 export interface WorkerOptions {
@@ -76,6 +77,31 @@ export interface WorkerOptions {
 
 export type WorkerState = "created" | "running" | "draining" | "stopped";
 
+/** What the worker knows about itself right now: for health answers and presence rows. */
+export interface WorkerSnapshot {
+  workerId: string;
+  state: WorkerState;
+  /** When start() ran; undefined before. */
+  startedAt?: Date;
+  /** Messages held (received, not yet acked or handed back). */
+  held: number;
+  /** Jobs being processed. */
+  inFlight: number;
+  /** The concurrency limit now (adaptive concurrency moves it). */
+  limit: number;
+  intakePaused: boolean;
+  /** False while store writes fail; how long they have failed. */
+  storeWritesHealthy: boolean;
+  storeWritesFailingForMs: number;
+  jobs: Record<Outcome, number>;
+  providers: RouterHealth;
+  /** Per queue URL: the longest SentTimestamp → receive wait seen recently (see queue-wait.ts). */
+  queueWaitMs: Record<string, number>;
+}
+
+/** How far back the queue waits in a snapshot reach (one to two of these). */
+const QUEUE_WAIT_WINDOW_MS = 10_000;
+
 export class Worker {
   readonly workerId: string;
   private state: WorkerState = "created";
@@ -99,6 +125,8 @@ export class Worker {
   readonly metrics: FleetMetrics;
   /** Queue URL → its name, the `queue` label (bounded: the configured queues). */
   private readonly queueNames: Map<string, string>;
+  private startedAt: Date | undefined;
+  private readonly queueWaits = new QueueWaits(QUEUE_WAIT_WINDOW_MS);
   readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 };
 
   constructor(private readonly o: WorkerOptions) {
@@ -175,6 +203,23 @@ export class Worker {
     return this.durable.isHealthy;
   }
 
+  snapshot(): WorkerSnapshot {
+    return {
+      workerId: this.workerId,
+      state: this.state,
+      startedAt: this.startedAt,
+      held: this.held,
+      inFlight: this.running.size,
+      limit: this.capacity.limit,
+      intakePaused: this.intakeHeld,
+      storeWritesHealthy: this.durable.isHealthy,
+      storeWritesFailingForMs: this.durable.unhealthyForMs(),
+      jobs: { ...this.counts },
+      providers: this.router.health(),
+      queueWaitMs: this.queueWaits.longest(),
+    };
+  }
+
   /** Resolves when the worker holds no message, or `signal` aborts. */
   waitIdle(signal: AbortSignal): Promise<void> {
     return this.capacity.waitForIdle(signal);
@@ -183,6 +228,7 @@ export class Worker {
   start(): void {
     if (this.state !== "created") return;
     this.state = "running";
+    this.startedAt = new Date();
     this.heartbeat.start();
     const poller = (this.poller = new Poller({
       queue: this.o.queue,
@@ -234,6 +280,7 @@ export class Worker {
   }
 
   private handle(message: ReceivedMessage): void {
+    this.queueWaits.note(message.queueUrl, message.sentAt);
     const held = this.heartbeat.track(message);
     this.metrics.jobReceived(this.queueNames.get(message.queueUrl) ?? "other", message.sentAt === undefined ? undefined : (held.receivedAt - message.sentAt) / 1000);
     const task = this.processor

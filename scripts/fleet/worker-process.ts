@@ -1,6 +1,7 @@
 /**
  * Runs `worker/main.ts` as a real child process (the same entry point production uses), with its logs in a file.
- * `ready` resolves when the worker reports over IPC that it started; `exited` with its exit code or signal.
+ * `ready` resolves when the worker reports over IPC that it started (with its id and ops server URL); `exited` with
+ * its exit code or signal.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
@@ -9,10 +10,17 @@ import { createInterface } from "node:readline";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "../..");
 
+/** The worker's ready message (worker/main.ts). */
+export interface WorkerReady {
+  workerId: string;
+  /** Where its ops server answers (/health, /metrics), when OPS_PORT is set. */
+  opsUrl?: string;
+}
+
 export interface WorkerProcess {
   name: string;
   child: ChildProcess;
-  ready: Promise<void>;
+  ready: Promise<WorkerReady>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal: NodeJS.Signals): void;
 }
@@ -38,11 +46,11 @@ export function spawnWorker(name: string, env: Record<string, string>, logDir: s
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     child.once("exit", (code, signal) => res({ code, signal })),
   );
-  const ready = new Promise<void>((res, rej) => {
+  const ready = new Promise<WorkerReady>((res, rej) => {
     const lines = createInterface({ input: child.stderr! });
     lines.on("line", (line) => log.write(`${line}\n`));
-    child.on("message", (m: { type?: string }) => {
-      if (m?.type === "ready") res();
+    child.on("message", (m: { type?: string; workerId?: string; opsUrl?: string }) => {
+      if (m?.type === "ready") res({ workerId: String(m.workerId), ...(typeof m.opsUrl === "string" ? { opsUrl: m.opsUrl } : {}) });
     });
     lines.once("close", () => log.end());
     void exited.then(({ code, signal }) => rej(new Error(`worker ${name} exited before it was ready (code ${code}, signal ${signal}); see ${logDir}/${name}.log`)));

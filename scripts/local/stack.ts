@@ -47,6 +47,8 @@ export interface LocalStack {
   /** Every setting the workers run with (secrets included: never print it). */
   workerEnv: Record<string, string>;
   workers: WorkerProcess[];
+  /** Each worker's ops server (health, metrics), in `workers` order. */
+  opsUrls: (string | undefined)[];
 }
 
 /** Starts every piece, pushing each one's stop onto `cleanup` as it starts: after a failure part-way, run it. */
@@ -96,6 +98,9 @@ export async function startLocalStack(o: LocalStackOptions, cleanup: CleanupStep
     SQS_VISIBILITY_TIMEOUT_SECONDS: "60",
     HEARTBEAT_INTERVAL_MS: "10000",
     LOG_LEVEL: "info",
+    // Every local worker runs its ops server (/health, /health/ready, /metrics) on a free loopback port.
+    OPS_PORT: "0",
+    OPS_HOST: "127.0.0.1",
     ...(endpoint ? { SQS_ENDPOINT: endpoint } : {}),
     ...(redisUp ? { REDIS_URL: redisUrl } : {}),
     ...(env.VLLM_MODEL ? { VLLM_MODEL: env.VLLM_MODEL } : {}),
@@ -107,7 +112,7 @@ export async function startLocalStack(o: LocalStackOptions, cleanup: CleanupStep
     for (const w of workers) w.kill("SIGTERM");
     await Promise.all(workers.map((w) => w.exited));
   });
-  await Promise.all(workers.map((w) => w.ready));
+  const ready = await Promise.all(workers.map((w) => w.ready));
   say(`workers: ${o.workers} processes started (logs in ${o.logDir.replace(`${ROOT}/`, "")}/)`);
   return {
     databaseUrl: db.url,
@@ -122,6 +127,7 @@ export async function startLocalStack(o: LocalStackOptions, cleanup: CleanupStep
     realSqs,
     workerEnv,
     workers,
+    opsUrls: ready.map((r) => r.opsUrl),
   };
 }
 

@@ -196,8 +196,8 @@ export class SqsQueue {
   }
 
   /** Resolves when the queue exists and we may read it (GetQueueAttributes); throws a QueueError otherwise. */
-  async check(queueUrl: string): Promise<void> {
-    await this.attribute(queueUrl, "QueueArn");
+  async check(queueUrl: string, signal?: AbortSignal): Promise<void> {
+    await this.attribute(queueUrl, "QueueArn", signal);
   }
 
   /** The DLQ named by the queue's RedrivePolicy, or undefined when it has none. */
@@ -307,13 +307,14 @@ export class SqsQueue {
   }
 
   /** Approximate counts (SQS: eventually consistent, ~1 min behind under load). */
-  async depth(queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }> {
+  async depth(queueUrl: string, signal?: AbortSignal): Promise<{ visible: number; inFlight: number; delayed: number }> {
     const out = await this.call(() =>
       this.client.send(
         new GetQueueAttributesCommand({
           QueueUrl: queueUrl,
           AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
         }),
+        { abortSignal: signal },
       ),
     );
     const a = out.Attributes ?? {};
@@ -388,8 +389,8 @@ export class SqsQueue {
     }
   }
 
-  private async attribute(queueUrl: string, name: "QueueArn" | "RedrivePolicy"): Promise<string | undefined> {
-    const out = await this.call(() => this.client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [name] })));
+  private async attribute(queueUrl: string, name: "QueueArn" | "RedrivePolicy", signal?: AbortSignal): Promise<string | undefined> {
+    const out = await this.call(() => this.client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [name] }), { abortSignal: signal }));
     return out.Attributes?.[name];
   }
 

@@ -67,3 +67,12 @@ function isDuplicate(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return code === "23505" || code === "42P06";
 }
+
+/** One `SELECT 1`: resolves when the database answers, else a StoreError (which never names the connection). */
+export async function ping(pool: pg.Pool): Promise<void> {
+  try {
+    await pool.query("SELECT 1");
+  } catch (err) {
+    throw toStoreError(err, "ping");
+  }
+}
