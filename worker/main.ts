@@ -145,6 +145,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     stallExitMs: config.worker.stallExitMs,
     onStalled,
     log,
+    logBodies: config.logging.bodies,
   });
 }
 

@@ -67,6 +67,8 @@ export interface WorkerOptions {
    */
   onStalled?: () => void;
   log: Logger;
+  /** LOG_BODIES: log each job's prompt and answer at debug level, PII-masked. Default false. */
+  logBodies?: boolean;
   workerId?: string;
   onOutcome?: (outcome: Outcome, message: ReceivedMessage) => void;
 }
@@ -126,6 +128,7 @@ export class Worker {
       jobDefaultTtlSeconds: o.jobDefaultTtlSeconds,
       backendRetryFloorSeconds: o.waitTimeSeconds + 1,
       log: o.log,
+      logBodies: o.logBodies,
       onProviderCall: (d) => (this.providerInFlight += d),
     });
   }
@@ -224,13 +227,14 @@ export class Worker {
       .process(held, this.hardStop.signal, this.pollAbort.signal)
       .then((outcome) => {
         this.counts[outcome] += 1;
+        held.log.debug({ outcome }, "job settled");
         this.o.onOutcome?.(outcome, message);
       })
       .catch(async (err) => {
         // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
-        this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
+        held.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
         // Not as a fresh copy: the store, which would have to forget the spent deliveries, is what failed.
-        await this.settlement.handBack(message, 0, { requeueLastDelivery: false });
+        await this.settlement.handBack(message, 0, { requeueLastDelivery: false, log: held.log });
       })
       .finally(() => {
         this.heartbeat.untrack(message);
