@@ -2,8 +2,9 @@
  * Logs to stderr (fd 2): pino JSON in production, pino-pretty when stderr is a terminal (LOG_FORMAT=auto), or as
  * LOG_FORMAT says. What no line may carry is kept out here, for every caller:
  * - secrets by key: pino's `redact` censors the known secret-bearing keys (headers, API keys, passwords, connection
- *   URLs), at the top level and two levels down; deeper, and for any key named like `*_API_KEY`/`*_SECRET`, the
- *   scrub below censors them too;
+ *   URLs) at the top level; the scrub below censors the same keys, and any key named like `*_API_KEY`/`*Secret`, at
+ *   any depth. Not pino's wildcard paths: they cost ~0.2 µs per path on every line (93 paths: 21 µs a line, a
+ *   child logger 36 µs), where the scrub's key check costs a fraction of a µs;
  * - credentials inside text: every string of every line loses the `user:password@` of any URL in it (userinfo.ts),
  *   the message and error messages and stacks included;
  * - personal data inside free text (pii.ts): the message, errors, and values under the free-text keys (`reason`,
@@ -42,12 +43,9 @@ const FREE_TEXT_KEYS = new Set(["reason", "detail", "details", "message", "text"
 /** Deeper than this a logged value is left as it is (no line of ours nests so far; a cycle stops here). */
 const MAX_DEPTH = 8;
 
-/** `key`, `*.key`, `*.*.key`: pino's paths are fixed-depth, so each level is listed. */
-export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => {
-  const seg = /^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`;
-  const join = (prefix: string) => (seg.startsWith("[") ? `${prefix}${seg}` : `${prefix}.${seg}`);
-  return [seg, join("*"), join("*.*")];
-});
+/** pino's paths for the known keys at the top level (bracketed where a key is no identifier, like `x-api-key`). */
+export const REDACT_PATHS = SECRET_KEYS.map((k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : `["${k}"]`));
+const SECRET_KEY_SET = new Set(SECRET_KEYS);
 
 export function createLogger(level: string, name: string, o: LoggerOptions = {}): Logger {
   const tty = o.isTty ?? process.stderr.isTTY === true;
@@ -110,7 +108,8 @@ function scrub(value: unknown, free: boolean, depth: number): unknown {
   if (proto !== Object.prototype && proto !== null) return value; // Date, Buffer, Map, class instances: as pino prints them
   let copy: Record<string, unknown> | undefined;
   for (const [k, v] of Object.entries(value)) {
-    const s = SECRET_KEY_PATTERN.test(k) && v !== undefined && v !== null ? CENSOR : scrub(v, free || FREE_TEXT_KEYS.has(k), depth + 1);
+    const secret = (SECRET_KEY_SET.has(k) || SECRET_KEY_PATTERN.test(k)) && v !== undefined && v !== null;
+    const s = secret ? CENSOR : scrub(v, free || FREE_TEXT_KEYS.has(k), depth + 1);
     if (s !== v) (copy ??= { ...(value as Record<string, unknown>) })[k] = s;
   }
   return copy ?? value;
