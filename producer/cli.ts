@@ -1,6 +1,8 @@
 /**
  * The producer CLI.
- *   submit --file prompts.jsonl [--tenant T]   one JobInput JSON per line; prints the accepted ids
+ *   submit --file prompts.jsonl [--tenant T] [--traceparent TP]
+ *                                              one JobInput JSON per line; prints the accepted ids. Each message
+ *                                              carries a `traceparent` attribute: TP's trace, else a new one per job
  *   get <id>                                   prints the job's record as JSON
  *   wait <id…> [--timeout-seconds N] [--unknown-after-seconds N]
  *                                              waits for every id; exits 1 if any did not succeed
@@ -16,6 +18,7 @@ import { parseArgs } from "node:util";
 import { loadConfig, type Config } from "../shared/config.ts";
 import type { JobInput } from "../shared/contract.ts";
 import { StoreError } from "../shared/errors.ts";
+import { parseTraceparent } from "../shared/trace.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { createPool } from "../shared/store/pool.ts";
@@ -28,7 +31,7 @@ import { Producer } from "./producer.ts";
 import { ResultReader } from "./results.ts";
 
 const USAGE = `usage:
-  submit --file prompts.jsonl [--tenant T]
+  submit --file prompts.jsonl [--tenant T] [--traceparent 00-<32 hex>-<16 hex>-<2 hex>]
   get <id>
   wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]
   usage --from ISO-TIME --to ISO-TIME [--tenant T]
@@ -53,7 +56,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "submit":
       if (values.file === undefined) throw new UsageError("submit needs --file");
-      return submit(loadConfig(), values.file, values.tenant);
+      if (values.traceparent !== undefined && parseTraceparent(values.traceparent) === undefined) {
+        throw new UsageError("--traceparent must be a W3C traceparent, e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+      }
+      return submit(loadConfig(), values.file, values.tenant, values.traceparent);
     case "get":
       if (rest.length !== 1) throw new UsageError("get needs exactly one id");
       return withReader(loadConfig(), (reader) => get(reader, rest[0]!));
@@ -89,6 +95,7 @@ function parseFlags(argv: string[]) {
       options: {
         file: { type: "string" },
         tenant: { type: "string" },
+        traceparent: { type: "string" },
         "timeout-seconds": { type: "string" },
         "unknown-after-seconds": { type: "string" },
         from: { type: "string" },
@@ -147,7 +154,7 @@ async function wait(reader: ResultReader, ids: string[], timeoutSeconds: number,
   return ids.every((id) => records.get(id)?.status === "succeeded") ? 0 : 1;
 }
 
-async function submit(config: Config, file: string, tenant: string | undefined): Promise<number> {
+async function submit(config: Config, file: string, tenant: string | undefined, traceparent: string | undefined): Promise<number> {
   const lines = readFileSync(file, "utf8").split("\n");
   const inputs: JobInput[] = [];
   const lineOf: number[] = [];
@@ -166,7 +173,7 @@ async function submit(config: Config, file: string, tenant: string | undefined):
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   try {
     const queueUrl = config.queue.urls?.[0] ?? (await queue.queueUrl(config.queue.name));
-    const result = await new Producer({ queue, queueUrl }).submitMany(inputs);
+    const result = await new Producer({ queue, queueUrl }).submitMany(inputs, { traceparent });
     for (const f of result.failed) process.stderr.write(`${file}:${lineOf[f.index]}: ${f.code}: ${f.message}\n`);
     for (const id of result.ids) process.stdout.write(`${id}\n`);
     return bad + result.failed.length === 0 ? 0 : 1;

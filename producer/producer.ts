@@ -1,10 +1,12 @@
 /**
  * The producer library: validate jobs against the public contract and put them on the queue in batches of 10.
- * Invalid or over-size jobs are refused before anything is sent, each with a precise reason.
+ * Invalid or over-size jobs are refused before anything is sent, each with a precise reason. Every message carries
+ * a W3C `traceparent` message attribute (shared/trace.ts) beside the body, whose contract it leaves unchanged.
  */
 import { buildJob, encodeJob, type Job, type JobInput } from "../shared/contract.ts";
 import { ContractError, QueueError } from "../shared/errors.ts";
 import type { SqsQueue } from "../shared/queue/sqs.ts";
+import { TRACEPARENT, childSpan, formatTraceparent, newTrace, parseTraceparent } from "../shared/trace.ts";
 
 export interface SubmitFailure {
   /** Position in the input list. */
@@ -21,6 +23,15 @@ export interface SubmitManyResult {
   failed: SubmitFailure[];
 }
 
+export interface SubmitOptions {
+  signal?: AbortSignal;
+  /**
+   * The caller's trace (a W3C traceparent): every job of this call joins it, each message with its own span id.
+   * Unset, or not a valid traceparent: each job starts a trace of its own.
+   */
+  traceparent?: string;
+}
+
 export interface ProducerOptions {
   queue: SqsQueue;
   queueUrl: string;
@@ -30,8 +41,8 @@ export class Producer {
   constructor(private readonly o: ProducerOptions) {}
 
   /** Submit one job; returns its request id. Throws ContractError (refused) or QueueError (not sent). */
-  async submit(input: JobInput, signal?: AbortSignal): Promise<string> {
-    const { ids, failed } = await this.submitMany([input], signal);
+  async submit(input: JobInput, o: SubmitOptions = {}): Promise<string> {
+    const { ids, failed } = await this.submitMany([input], o);
     const failure = failed[0];
     if (failure !== undefined) {
       throw failure.code.startsWith("JOB_")
@@ -42,7 +53,7 @@ export class Producer {
   }
 
   /** Validate every job, send the valid ones, report each refusal or send failure by index. */
-  async submitMany(inputs: JobInput[], signal?: AbortSignal): Promise<SubmitManyResult> {
+  async submitMany(inputs: JobInput[], o: SubmitOptions = {}): Promise<SubmitManyResult> {
     const failed: SubmitFailure[] = [];
     const accepted: { index: number; job: Job; body: string }[] = [];
     const now = new Date();
@@ -61,7 +72,10 @@ export class Producer {
       failed.push({ index: a.index, id: a.job.id, code: "JOB_DUPLICATE_ID", message: `id ${a.job.id} appears more than once in this submission` });
       return false;
     });
-    const result = toSend.length === 0 ? { failed: [] } : await this.o.queue.sendBatch(this.o.queueUrl, toSend.map((a) => ({ id: String(a.index), body: a.body })), signal);
+    const caller = parseTraceparent(o.traceparent);
+    const trace = () => ({ [TRACEPARENT]: formatTraceparent(caller === undefined ? newTrace() : childSpan(caller)) });
+    const entries = toSend.map((a) => ({ id: String(a.index), body: a.body, attributes: trace() }));
+    const result = toSend.length === 0 ? { failed: [] } : await this.o.queue.sendBatch(this.o.queueUrl, entries, o.signal);
     const sendFailed = new Map(result.failed.map((f) => [f.id, f]));
     const sent = toSend.filter((a) => {
       const f = sendFailed.get(String(a.index));

@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../shared/config.ts";
 import { jobIdOf } from "../shared/contract.ts";
+import { maskPii } from "../shared/pii.ts";
 import { SqsQueue, type ReceivedMessage } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
 import { createPool } from "../shared/store/pool.ts";
@@ -55,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
         const messages = await peek(queue, dlqUrl, max);
         for (const m of messages) {
           const reason = m.attributes?.failure_code ? `${m.attributes.failure_code}: ${m.attributes.failure_reason ?? ""}` : "(moved by redrive policy)";
-          process.stdout.write(`${m.messageId}  job=${jobIdOf(m.body) ?? "-"}  deliveries=${m.receiveCount}  ${reason}  ${m.body.slice(0, 80).replace(/\s+/g, " ")}\n`);
+          process.stdout.write(`${m.messageId}  job=${jobIdOf(m.body) ?? "-"}  deliveries=${m.receiveCount}  ${reason}  ${maskPii(m.body.slice(0, 80).replace(/\s+/g, " "))}\n`);
         }
         process.stdout.write(`${messages.length} message(s) in ${dlqUrl}\n`);
         return 0;

@@ -163,7 +163,12 @@ export const envSchema = z
     INSTANCE_ID: z.string().regex(/^i-[0-9a-f]{8,17}$/, "must be an EC2 instance id (i-...)").optional(),
     /** How often the worker reads its group to see whether it should volunteer for scale-in. */
     SCALE_IN_CHECK_INTERVAL_MS: int(1000, 3_600_000).default(60_000),
+    // --- logging (shared/logger.ts) ------------------------------------------------------------------------
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** Lines on stderr: `json`, `pretty` (pino-pretty), or `auto`: pretty when stderr is a terminal, else JSON. */
+    LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
+    /** Log each job's prompt and answer at debug level (PII-masked). Off: bodies are never logged. */
+    LOG_BODIES: bool.default(false),
     // --- metrics (shared/metrics/) ------------------------------------------------------------------------
     /** off: every metric call is a no-op and /metrics is empty (the bench's baseline). */
     METRICS: z.enum(["on", "off"]).default("on"),
@@ -260,7 +265,12 @@ export interface Config {
   ops?: { port: number; host: string };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
-  logLevel: Env["LOG_LEVEL"];
+  logging: {
+    level: Env["LOG_LEVEL"];
+    format: Env["LOG_FORMAT"];
+    /** Prompt and answer bodies at debug level, masked; needs LOG_LEVEL debug or trace to show. */
+    bodies: boolean;
+  };
   metrics: MetricsConfig;
 }
 
@@ -337,7 +347,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined
         : { groupName: e.ASG_NAME, instanceId: e.INSTANCE_ID, checkIntervalMs: e.SCALE_IN_CHECK_INTERVAL_MS },
-    logLevel: e.LOG_LEVEL,
+    logging: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, bodies: e.LOG_BODIES },
     metrics: metricsConfig(e),
   };
 }

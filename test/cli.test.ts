@@ -7,13 +7,18 @@ import { promisify } from "node:util";
 import { ResultsCache } from "../shared/store/results-cache.ts";
 import { schemaScopedUrl } from "../shared/store/pool.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
-import { REDIS_URL, storeFixture } from "./support/env.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseTraceparent, TRACEPARENT } from "../shared/trace.ts";
+import { queueFixture, REDIS_URL, stopEmulator, storeFixture } from "./support/env.ts";
 
 const execFileAsync = promisify(execFile);
 const DOWN_URL = "postgres://postgres@127.0.0.1:1/test";
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
   for (const close of closers.reverse()) await close();
+  await stopEmulator();
 });
 
 interface Run {
@@ -116,4 +121,24 @@ test("get: a missing job is exit 1, distinct from an unreachable store", async (
   const run = await cli({ DATABASE_URL: schemaScopedUrl(s.url, s.schema) }, "get", uid("cli-none"));
   assert.equal(run.code, 1);
   assert.match(run.stderr, /no job with id/);
+});
+
+test("submit --traceparent: every message carries the caller's trace as its traceparent attribute; a malformed one is a usage error", async () => {
+  const q = await queueFixture();
+  const dir = await mkdtemp(join(tmpdir(), "cli-trace-"));
+  closers.push(async () => {
+    q.queue.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const file = join(dir, "jobs.jsonl");
+  await writeFile(file, `${JSON.stringify({ tenant: "acme", prompt: "one", params: {} })}\n${JSON.stringify({ tenant: "acme", prompt: "two", params: {} })}\n`);
+  const env = { SQS_ENDPOINT: q.endpoint, QUEUE_URLS: q.queueUrl, AWS_REGION: "us-east-1" };
+  const bad = await cli(env, "submit", "--file", file, "--traceparent", "00-nope");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--traceparent must be a W3C traceparent/);
+  const run = await cli(env, "submit", "--file", file, "--traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  assert.equal(run.code, 0, run.stderr);
+  const got = await q.queue.receive(q.queueUrl, { maxMessages: 10, waitTimeSeconds: 1 });
+  assert.equal(got.length, 2);
+  for (const m of got) assert.equal(parseTraceparent(m.attributes?.[TRACEPARENT])?.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
 });

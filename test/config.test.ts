@@ -79,3 +79,14 @@ test("metrics: Prometheus on by default, Datadog with a key (site or URL), Cloud
     },
   );
 });
+
+test("logging: LOG_FORMAT auto by default, json or pretty when set; LOG_BODIES off unless set; bad values named", () => {
+  assert.deepEqual(loadConfig({}).logging, { level: "info", format: "auto", bodies: false });
+  assert.deepEqual(loadConfig({ LOG_LEVEL: "debug", LOG_FORMAT: "pretty", LOG_BODIES: "true" }).logging, { level: "debug", format: "pretty", bodies: true });
+  assert.throws(() => loadConfig({ LOG_FORMAT: "xml", LOG_BODIES: "maybe" }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /LOG_FORMAT/);
+    assert.match(err.message, /LOG_BODIES/);
+    return true;
+  });
+});

@@ -22,6 +22,8 @@ describe("migrate", () => {
       { version: 1, name: "0001_jobs.sql" },
       { version: 2, name: "0002_tenancy_retention.sql" },
       { version: 3, name: "0003_usage.sql" },
+      { version: 4, name: "0004_trace.sql" },
+      { version: 5, name: "0005_workers.sql" },
     ]);
     await assert.rejects((a as pg.Pool).query("INSERT INTO jobs (id, status) VALUES ('x', 'bogus')"), /check constraint/);
   });
@@ -39,6 +41,33 @@ describe("JobRecord encoding", () => {
     const older = JSON.parse(encodeRecord(rec!)) as Record<string, unknown>;
     delete older.outputNulReplaced;
     assert.equal(decodeRecord(JSON.stringify(older))?.outputNulReplaced, 0);
+  });
+});
+
+describe("trace id", () => {
+  const [t1, t2, t3] = ["a".repeat(32), "b".repeat(32), "c".repeat(32)];
+
+  test("claim stores the delivery's trace id, complete the answering one's; reads and the cache encoding return it", async () => {
+    const { stores: [s] } = await setup();
+    const [j, old] = [job(), job()];
+    ok(await s!.claim([{ ...claimItem(j, "w"), traceId: t1 }, claimItem(old, "w")]));
+    assert.equal((await s!.get(j.id))?.traceId, t1);
+    assert.ok(!("traceId" in (await s!.get(old.id))!), "no trace id (an older worker): no field");
+    assert.deepEqual(await s!.complete([{ ...result(j.id, "w"), traceId: t2 }, result(old.id, "w")]), ["written", "written"]);
+    const rec = await s!.get(j.id);
+    assert.equal(rec?.traceId, t2);
+    assert.deepEqual(decodeRecord(encodeRecord(rec!)), rec);
+    assert.equal((await s!.get(old.id))?.traceId, undefined);
+  });
+
+  test("finish stores it on a row it creates and on one it ends; a finish without one keeps the row's", async () => {
+    const { stores: [s] } = await setup();
+    const [created, ended, kept] = [job(), job(), job()];
+    ok(await s!.claim([{ ...claimItem(ended, "w"), traceId: t1 }, { ...claimItem(kept, "w"), traceId: t1 }]));
+    const fail = (j: typeof created, traceId?: string) => ({ id: j.id, workerId: "w", tenant: "acme", status: "failed" as const, code: "X", message: "x", traceId });
+    assert.deepEqual(await s!.finish([fail(created, t3), fail(ended, t2), fail(kept)]), ["written", "written", "written"]);
+    const traces = new Map((await s!.getMany([created.id, ended.id, kept.id])).map((r) => [r.id, r.traceId]));
+    assert.deepEqual([traces.get(created.id), traces.get(ended.id), traces.get(kept.id)], [t3, t2, t1]);
   });
 });
 

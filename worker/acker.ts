@@ -14,6 +14,8 @@ const MAX_ATTEMPTS = 6;
 
 interface PendingAck {
   message: ReceivedMessage;
+  /** The job's logger (the worker's when there is no job). */
+  log: Logger;
   attempts: number;
   resolve: () => void;
 }
@@ -31,8 +33,8 @@ export class Acker {
   ) {}
 
   /** Resolves once the delete went out (or was given up after retries; never rejects). */
-  ack(message: ReceivedMessage): Promise<void> {
-    return new Promise((resolve) => this.enqueue({ message, attempts: 0, resolve }));
+  ack(message: ReceivedMessage, log: Logger = this.log): Promise<void> {
+    return new Promise((resolve) => this.enqueue({ message, log, attempts: 0, resolve }));
   }
 
   private enqueue(entry: PendingAck): void {
@@ -88,7 +90,7 @@ export class Acker {
       if (f.retry && entry.attempts + 1 < MAX_ATTEMPTS) void this.retryLater({ ...entry, attempts: entry.attempts + 1 });
       else {
         givenUp += 1;
-        this.log.warn({ messageId: entry.message.messageId, code: f.code }, "delete given up; a redelivery will find the job finished");
+        entry.log.warn({ messageId: entry.message.messageId, code: f.code }, "delete given up; a redelivery will find the job finished");
         entry.resolve();
       }
     }

@@ -8,6 +8,7 @@
 import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { FleetMetrics } from "../shared/metrics/fleet-metrics.ts";
+import type { TraceContext } from "../shared/trace.ts";
 import type { Settlement } from "./settlement.ts";
 
 export interface HeldMessage {
@@ -16,6 +17,10 @@ export interface HeldMessage {
   receivedAt: number;
   /** Job id once decoded: its Postgres lease is extended with the message. */
   jobId?: string;
+  /** The delivery's trace (its `traceparent` attribute, or a fresh one), set when the processor takes it. */
+  trace?: TraceContext;
+  /** Lines about this message: the worker's logger, bound to the job's requestId, tenant and traceId once decoded. */
+  log: Logger;
   /** Epoch ms after which we stop extending. */
   deadlineAt?: number;
   extendedAt: number;
@@ -53,7 +58,7 @@ export class Heartbeat {
 
   track(message: ReceivedMessage): HeldMessage {
     const now = this.now();
-    const held: HeldMessage = { message, receivedAt: now, extendedAt: now, lost: new AbortController() };
+    const held: HeldMessage = { message, receivedAt: now, extendedAt: now, lost: new AbortController(), log: this.o.log };
     this.held.set(message.receiptHandle, held);
     return held;
   }
@@ -86,7 +91,7 @@ export class Heartbeat {
     this.o.metrics?.heartbeatExtensions("lost", lost.length);
     for (const h of extended) h.extendedAt = now;
     for (const h of lost) {
-      this.o.log.warn({ messageId: h.message.messageId, jobId: h.jobId }, "message no longer ours (extension refused or 12 h cap): stopping its job");
+      h.log.warn({ messageId: h.message.messageId }, "message no longer ours (extension refused or 12 h cap): stopping its job");
       h.lost.abort();
     }
     // Leases follow the messages we still hold; a lost message's lease is left to run out.

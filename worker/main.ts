@@ -6,6 +6,7 @@ import type pg from "pg";
 import { loadConfig, type Config } from "../shared/config.ts";
 import { ConfigError, coerceError, errorCode } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
+import { stripUserInfo, withoutUserInfo } from "../shared/userinfo.ts";
 import { SecretResolver, type SecretValue } from "../shared/secrets.ts";
 import { SqsQueue } from "../shared/queue/sqs.ts";
 import { JobStore } from "../shared/store/jobs.ts";
@@ -30,10 +31,10 @@ async function main(): Promise<void> {
     config = loadConfig();
     if (config.store.databaseUrl === undefined) throw new ConfigError(["DATABASE_URL: required by the worker"]);
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    process.stderr.write(`${stripUserInfo((err as Error).message)}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel, "worker");
+  const log = createLogger(config.logging.level, "worker", { format: config.logging.format });
   const closers: CleanupStep[] = [];
   try {
     // No progress possible (store unreachable past WORKER_STALL_EXIT_MS, or a queue refused for good): drain what
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     process.send?.({ type: "ready", workerId: worker.workerId, ...(ops === undefined ? {} : { opsUrl: ops.url }) });
   } catch (err) {
     if (err instanceof QueueUnusable) {
-      process.stderr.write(`${err.message}\n`);
+      process.stderr.write(`${stripUserInfo(err.message)}\n`);
       await shutdown(closers, log, 2);
     }
     log.fatal({ err: coerceError(err) }, "worker failed to start");
@@ -93,12 +94,6 @@ async function checkQueues(config: Config, queue: SqsQueue): Promise<string[]> {
     }
   };
   return config.queue.urls === undefined ? [await check(config.queue.name, true)] : Promise.all(config.queue.urls.map((url) => check(url, false)));
-}
-
-/** The endpoint without user:password@, should one be configured that way. */
-function withoutUserInfo(endpoint: string): string {
-  const u = new URL(endpoint);
-  return `${u.origin}${u.pathname === "/" ? "" : u.pathname}`;
 }
 
 /**
@@ -205,6 +200,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
     onStalled,
     log,
     metrics,
+    logBodies: config.logging.bodies,
   });
   return { worker, pool, queue, queueUrls };
 }

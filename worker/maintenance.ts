@@ -14,6 +14,7 @@ import type { JobRecord } from "../shared/store/job-record.ts";
 import type { JobStore } from "../shared/store/jobs.ts";
 import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import { jobIdOf, tenantOf } from "../shared/contract.ts";
+import { parseTraceparent, TRACEPARENT } from "../shared/trace.ts";
 
 export interface MaintenanceOptions {
   store: Pick<JobStore, "markLost" | "deleteFinished" | "finish">;
@@ -55,7 +56,7 @@ export async function sweep(o: MaintenanceOptions, signal?: AbortSignal): Promis
     for (let n = LOST_BATCH; n === LOST_BATCH && !signal?.aborted; ) {
       const records = await o.store.markLost({ maxReceiveCount: o.maxReceiveCount, graceMs: o.graceMs, limit: LOST_BATCH });
       for (const r of records) {
-        o.log.warn({ jobId: r.id, tenant: r.tenant }, "job recorded dead: its last delivery's worker stopped without an outcome");
+        o.log.warn({ requestId: r.id, tenant: r.tenant, traceId: r.traceId }, "job recorded dead: its last delivery's worker stopped without an outcome");
         o.publish?.(r);
       }
       n = records.length;
@@ -80,7 +81,8 @@ async function recordDeadLetters(o: MaintenanceOptions, messages: ReceivedMessag
     const id = m.attributes?.failure_code === undefined ? jobIdOf(m.body) : undefined;
     if (id === undefined) return [];
     const message = "its message reached the DLQ without an outcome: its last delivery's worker stopped before recording one";
-    return [{ id, tenant: tenantOf(m.body), status: "dead" as const, code: "WORKER_LOST", message, request: m.body }];
+    const traceId = parseTraceparent(m.attributes?.[TRACEPARENT])?.traceId;
+    return [{ id, tenant: tenantOf(m.body), status: "dead" as const, code: "WORKER_LOST", message, request: m.body, traceId }];
   });
   if (items.length === 0) return 0;
   const outcomes = await o.store.finish(items);

@@ -8,14 +8,16 @@
  * - a message never changes another tenant's job: the first owner keeps the id, a conflicting message is
  *   dead-lettered with JOB_ID_CONFLICT;
  * - a job whose delivery is spent without an outcome (retryable failure on the last delivery) is recorded `dead`.
+ * Every line about a job goes through its own logger (requestId, tenant, traceId); its trace comes from the message's
+ * `traceparent` attribute (a fresh one when that is missing or invalid), goes to the provider and into the record.
  */
 import type pLimit from "p-limit";
 import { decodeJob, type Job } from "../shared/contract.ts";
 import { ContractError, errorCode, FleetError, isRetryable, ProviderRetryableError, StoreError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import { TRACEPARENT, traceOrNew } from "../shared/trace.ts";
 import { CallDeadline, type Completion, type Provider } from "../shared/providers/provider.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
-import type { ReceivedMessage } from "../shared/queue/sqs.ts";
 import type { DurableStore } from "./durable-store.ts";
 import type { HeldMessage } from "./heartbeat.ts";
 import type { Settlement } from "./settlement.ts";
@@ -38,6 +40,8 @@ export interface ProcessorOptions {
    */
   backendRetryFloorSeconds: number;
   log: Logger;
+  /** LOG_BODIES: each job's prompt and answer at debug level (the logger masks them). */
+  logBodies?: boolean;
   /** True while the provider circuit is open: held jobs are handed back without a call. */
   circuitOpen: () => boolean;
   /** Counts provider calls in flight (adaptive concurrency reads it). */
@@ -62,12 +66,14 @@ export class Processor {
   /** Never throws but for a store write abandoned at hard stop: every other failure ends in a settled message. */
   async process(held: HeldMessage, stop: AbortSignal, draining: AbortSignal): Promise<Outcome> {
     const { message } = held;
+    const trace = (held.trace = traceOrNew(message.attributes?.[TRACEPARENT]));
     let job: Job;
     try {
       job = decodeJob(message.body);
     } catch (err) {
-      return this.poison(message, err);
+      return this.poison(held, err);
     }
+    held.log = this.o.log.child({ requestId: job.id, tenant: job.tenant, traceId: trace.traceId });
     // A copy of a job in hand here (duplicate send, redelivery) waits for it to settle, then looks again — usually
     // to find it finished and only delete this copy. The slot is taken before any await, so two never run at once.
     for (let earlier = this.active.get(job.id); earlier !== undefined; earlier = this.active.get(job.id)) await earlier.catch(() => undefined);
@@ -85,31 +91,32 @@ export class Processor {
     const { message } = held;
     const deadlineAt = this.deadlineOf(job);
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      return this.finishAndAck(message, job, { status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started` });
+      return this.finishAndAck(held, job, { status: "expired", code: "JOB_EXPIRED", message: `deadline ${new Date(deadlineAt).toISOString()} passed before the job started` });
     }
     held.deadlineAt = deadlineAt;
     if (draining.aborted) {
       // Not started yet and we are shutting down: hand it straight back to the queue.
-      await this.handBack(message, job.id);
+      await this.handBack(held, job.id);
       return "released";
     }
     let claim;
     try {
-      claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId, receiveCount: message.receiveCount });
+      const traceId = held.trace?.traceId;
+      claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId, receiveCount: message.receiveCount, traceId });
     } catch (err) {
       if (isRetryable(err)) throw err;
-      return this.unstorable(message, job, err);
+      return this.unstorable(held, job, err);
     }
     if (claim.kind === "finished") {
-      await this.o.settlement.ack(message);
+      await this.o.settlement.ack(message, held.log);
       return "duplicate";
     }
-    if (claim.kind === "conflict") return this.conflict(message, job.id, claim.owner);
+    if (claim.kind === "conflict") return this.conflict(held, job.id, claim.owner);
     if (claim.kind === "leased") {
       // Another live worker runs this job: come back when its lease would have run out, to find it finished.
       const wait = Math.ceil((claim.expiresAt.getTime() - Date.now()) / 1000) + 1;
-      this.o.log.debug({ jobId: job.id, messageId: message.messageId, owner: claim.owner, waitSeconds: wait }, "leased by a live worker: handed back");
-      await this.handBack(message, job.id, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
+      held.log.debug({ messageId: message.messageId, owner: claim.owner, waitSeconds: wait }, "leased by a live worker: handed back");
+      await this.handBack(held, job.id, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
       return "leased";
     }
     return this.run(job, held, deadlineAt, stop, claim.attempts);
@@ -121,7 +128,8 @@ export class Processor {
     // One signal for: hard stop, the job's deadline, and the message being lost (no longer ours to run).
     const cut = new JobSignal([stop, held.lost.signal], deadlineAt);
     try {
-      const completion = await this.o.limit(() => this.call(job, cut.signal));
+      const completion = await this.o.limit(() => this.call(job, held, cut.signal));
+      if (this.o.logBodies) held.log.debug({ answer: completion.text }, "job answer");
       const outcome = await this.o.store.complete({
         id: job.id,
         workerId: this.o.workerId,
@@ -134,18 +142,19 @@ export class Processor {
         costUsd: completion.costUsd,
         latencyMs: completion.latencyMs,
         providerAttempts: completion.attempts,
+        traceId: held.trace?.traceId,
       });
       if (outcome === "lost_lease") {
         // Our lease ran out (e.g. during a store outage) and another worker holds the job now: its outcome
         // decides. Keep the message; if that worker dies too, the message comes back to find the job claimable.
         return "leased";
       }
-      if (outcome === "written") this.o.publish?.(succeededRecord(job, completion, attempts, startedAt));
-      await this.o.settlement.ack(message);
+      if (outcome === "written") this.o.publish?.(succeededRecord(job, completion, attempts, startedAt, held.trace?.traceId));
+      await this.o.settlement.ack(message, held.log);
       return "succeeded";
     } catch (err) {
       // A store refusal of this row's own data (the store retries connection trouble itself).
-      if (err instanceof StoreError && !err.retryable) return this.unstorable(message, job, err);
+      if (err instanceof StoreError && !err.retryable) return this.unstorable(held, job, err);
       return this.onFailure(job, held, err, stop, deadlineAt);
     } finally {
       cut.dispose();
@@ -153,13 +162,15 @@ export class Processor {
   }
 
   /** The provider call itself, inside the concurrency limit. A job whose turn comes while the circuit is open is not called. */
-  private async call(job: Job, signal: AbortSignal): Promise<Completion> {
+  private async call(job: Job, held: HeldMessage, signal: AbortSignal): Promise<Completion> {
     signal.throwIfAborted();
     if (this.o.circuitOpen()) throw new CircuitOpenError();
     this.o.onProviderCall(1);
     this.o.store.noteProviderCall(job.id);
+    // Bodies only on request, at debug level; the logger masks personal data under `prompt` and `answer`.
+    if (this.o.logBodies) held.log.debug({ prompt: job.messages ?? job.prompt }, "job prompt");
     try {
-      const req = { messages: job.messages, prompt: job.prompt, model: job.model, params: job.params, requestId: job.id, risk: job.risk, deadlineAt: this.deadlineOf(job) };
+      const req = { messages: job.messages, prompt: job.prompt, model: job.model, params: job.params, requestId: job.id, trace: held.trace, risk: job.risk, deadlineAt: this.deadlineOf(job) };
       return await this.o.provider.generate(req, signal);
     } finally {
       this.o.onProviderCall(-1);
@@ -177,75 +188,84 @@ export class Processor {
     if (stop.aborted || errorCode(err) === "PROVIDER_CIRCUIT_OPEN") {
       const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
       await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
-      await this.handBack(message, job.id, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
+      await this.handBack(held, job.id, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
-      return this.finishAndAck(message, job, { status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran" });
+      return this.finishAndAck(held, job, { status: "expired", code: "JOB_EXPIRED", message: "deadline passed while the job ran" });
     }
     const code = errorCode(err);
     const text = describe(err);
-    if (!isRetryable(err)) return this.finishAndAck(message, job, { status: "failed", code, message: text });
+    if (!isRetryable(err)) return this.finishAndAck(held, job, { status: "failed", code, message: text });
     if (message.receiveCount >= this.o.maxReceiveCount) {
       // The last delivery SQS allows: record why, then let the redrive policy move the message to the DLQ.
-      await this.o.store.finish({ ...this.owned(job), status: "dead", code, message: `gave up after ${message.receiveCount} deliveries: ${text}` });
-      await this.o.settlement.retryLater(message, 0);
+      const reason = `gave up after ${message.receiveCount} deliveries: ${text}`;
+      await this.o.store.finish({ ...this.owned(job, held), status: "dead", code, message: reason });
+      held.log.warn({ status: "dead", code, reason }, "job dead");
+      await this.o.settlement.retryLater(message, 0, held.log);
       return "dead";
     }
+    held.log.debug({ code, reason: text, receiveCount: message.receiveCount }, "job failed; it will run again");
     await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: text });
     const retryAfter = err instanceof FleetError && err.retryAfterMs !== undefined ? Math.ceil(err.retryAfterMs / 1000) : 0;
     // Backend trouble (what the circuit counts) waits out a long poll; see backendRetryFloorSeconds.
     const floor = err instanceof ProviderRetryableError ? this.o.backendRetryFloorSeconds : 0;
-    await this.o.settlement.retryLater(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, floor, 2 ** message.receiveCount)));
+    await this.o.settlement.retryLater(message, Math.min(this.o.visibilityTimeoutSeconds, Math.max(retryAfter, floor, 2 ** message.receiveCount)), held.log);
     return "retry";
   }
 
   /** decodeJob throws only ContractError; anything else is a bug and propagates. */
-  private async poison(message: ReceivedMessage, err: unknown): Promise<Outcome> {
+  private async poison(held: HeldMessage, err: unknown): Promise<Outcome> {
     if (!(err instanceof ContractError)) throw err;
-    this.o.log.warn({ messageId: message.messageId, code: err.code, jobId: err.jobId, reason: err.message }, "poison message");
+    const { message } = held;
+    const raw = rawFields(message.body);
+    const traceId = held.trace?.traceId;
+    const log = (held.log = this.o.log.child({ requestId: err.jobId, tenant: raw.tenant, traceId }));
+    // `reason` is free text (a JSON parse error quotes the body): the logger masks personal data in it.
+    log.warn({ messageId: message.messageId, code: err.code, reason: err.message }, "poison message");
     if (err.jobId === undefined) {
-      await this.o.settlement.deadLetter(message, err);
+      await this.o.settlement.deadLetter(message, err, log);
       return "poison";
     }
-    const raw = rawFields(message.body);
     let outcome;
     try {
       // Insert only: a poison message never changes a job that already exists (it may be another tenant's).
-      outcome = await this.o.store.finish({ id: err.jobId, status: "failed", code: err.code, message: err.message, tenant: raw.tenant, request: raw.request, createdAt: raw.createdAt, poison: true });
+      outcome = await this.o.store.finish({ id: err.jobId, status: "failed", code: err.code, message: err.message, tenant: raw.tenant, request: raw.request, createdAt: raw.createdAt, poison: true, traceId });
     } catch (finishErr) {
       if (isRetryable(finishErr)) throw finishErr;
-      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (no record: ${describe(finishErr)})` });
+      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (no record: ${describe(finishErr)})` }, log);
       return "poison";
     }
     if (outcome === "conflict") {
-      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (id ${err.jobId} already names a job; that job is left as it is)` });
+      await this.o.settlement.deadLetter(message, { code: err.code, message: `${err.message} (id ${err.jobId} already names a job; that job is left as it is)` }, log);
     } else {
-      await this.o.settlement.ack(message);
+      await this.o.settlement.ack(message, log);
     }
     return "poison";
   }
 
   /** The store refused this job's own data for good (not the connection): record it failed, or dead-letter it. */
-  private async unstorable(message: ReceivedMessage, job: Job, err: unknown): Promise<Outcome> {
+  private async unstorable(held: HeldMessage, job: Job, err: unknown): Promise<Outcome> {
+    const { message, log } = held;
     const reason = `the store refused this job's data: ${describe(err)}`;
-    this.o.log.error({ err, jobId: job.id, messageId: message.messageId }, "job data refused by the store");
+    log.error({ err, messageId: message.messageId }, "job data refused by the store");
     try {
-      const outcome = await this.o.store.finish({ id: job.id, status: "failed", code: "JOB_UNSTORABLE", message: reason, workerId: this.o.workerId, tenant: job.tenant, createdAt: job.created_at });
+      const outcome = await this.o.store.finish({ id: job.id, status: "failed", code: "JOB_UNSTORABLE", message: reason, workerId: this.o.workerId, tenant: job.tenant, createdAt: job.created_at, traceId: held.trace?.traceId });
       if (outcome === "written" || outcome === "already_finished") {
-        await this.o.settlement.ack(message);
+        await this.o.settlement.ack(message, log);
         return "failed";
       }
     } catch (finishErr) {
       if (isRetryable(finishErr)) throw finishErr;
     }
-    await this.o.settlement.deadLetter(message, { code: "JOB_UNSTORABLE", message: reason });
+    await this.o.settlement.deadLetter(message, { code: "JOB_UNSTORABLE", message: reason }, log);
     return "failed";
   }
 
-  private async conflict(message: ReceivedMessage, id: string, owner: string | undefined): Promise<Outcome> {
-    this.o.log.warn({ messageId: message.messageId, jobId: id }, "job id already used by another tenant: message dead-lettered");
-    await this.o.settlement.deadLetter(message, { code: "JOB_ID_CONFLICT", message: `id ${id} belongs to ${owner === undefined ? "an earlier message" : "another tenant"}; this message was not run` });
+  private async conflict(held: HeldMessage, id: string, owner: string | undefined): Promise<Outcome> {
+    const { message, log } = held;
+    log.warn({ messageId: message.messageId }, "job id already used by another tenant: message dead-lettered");
+    await this.o.settlement.deadLetter(message, { code: "JOB_ID_CONFLICT", message: `id ${id} belongs to ${owner === undefined ? "an earlier message" : "another tenant"}; this message was not run` }, log);
     return "conflict";
   }
 
@@ -253,9 +273,9 @@ export class Processor {
    * Give back a message whose job did not finish here. When settlement sent a fresh copy (a last delivery), the spent
    * message's deliveries are forgotten in the store, or the lost-job sweep would record `dead` a job its copy carries.
    */
-  private async handBack(message: ReceivedMessage, jobId: string, delaySeconds = 0): Promise<void> {
-    if (await this.o.settlement.handBack(message, delaySeconds)) {
-      await this.o.store.resetDeliveries(jobId).catch((err: unknown) => this.o.log.warn({ err, jobId }, "could not reset the delivery count after a requeue"));
+  private async handBack(held: HeldMessage, jobId: string, delaySeconds = 0): Promise<void> {
+    if (await this.o.settlement.handBack(held.message, delaySeconds, { log: held.log })) {
+      await this.o.store.resetDeliveries(jobId).catch((err: unknown) => held.log.warn({ err }, "could not reset the delivery count after a requeue"));
     }
   }
 
@@ -265,16 +285,18 @@ export class Processor {
     return undefined;
   }
 
-  /** What a finish needs to name this worker's job (its lease, tenant and request, for a row it must create). */
-  private owned(job: Job) {
-    return { id: job.id, workerId: this.o.workerId, tenant: job.tenant, request: JSON.stringify(job), createdAt: job.created_at };
+  /** What a finish needs to name this worker's job (its lease, tenant, request and trace, for a row it must create). */
+  private owned(job: Job, held: HeldMessage) {
+    return { id: job.id, workerId: this.o.workerId, tenant: job.tenant, request: JSON.stringify(job), createdAt: job.created_at, traceId: held.trace?.traceId };
   }
 
   /** Record a terminal outcome, then delete the message — unless another worker's lease decides the job now. */
-  private async finishAndAck(message: ReceivedMessage, job: Job, o: { status: "failed" | "expired"; code: string; message: string }): Promise<Outcome> {
-    const outcome = await this.o.store.finish({ ...this.owned(job), ...o });
-    if (outcome === "conflict") return this.conflict(message, job.id, undefined);
-    if (outcome !== "lost_lease") await this.o.settlement.ack(message);
+  private async finishAndAck(held: HeldMessage, job: Job, o: { status: "failed" | "expired"; code: string; message: string }): Promise<Outcome> {
+    const outcome = await this.o.store.finish({ ...this.owned(job, held), ...o });
+    if (outcome === "conflict") return this.conflict(held, job.id, undefined);
+    // `reason` is free text (a provider's error may quote the prompt): the logger masks personal data in it.
+    if (outcome === "written") held.log[o.status === "failed" ? "warn" : "info"]({ status: o.status, code: o.code, reason: o.message }, `job ${o.status}`);
+    if (outcome !== "lost_lease") await this.o.settlement.ack(held.message, held.log);
     return o.status;
   }
 }
@@ -325,7 +347,7 @@ function rawFields(body: string): { tenant?: string; request?: string; createdAt
 }
 
 /** The record Postgres now holds, built locally so the hot path costs no extra read. */
-function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: Date): JobRecord {
+function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: Date, traceId: string | undefined): JobRecord {
   const nul = (c.text.match(/\u0000/g) ?? []).length;
   return {
     id: job.id,
@@ -347,6 +369,7 @@ function succeededRecord(job: Job, c: Completion, attempts: number, startedAt: D
     costUsd: c.costUsd,
     latencyMs: c.latencyMs,
     providerAttempts: c.attempts,
+    ...(traceId === undefined ? {} : { traceId }),
   };
 }
 

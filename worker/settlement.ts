@@ -65,14 +65,17 @@ export class Settlement {
     this.acker = new Acker(o.queue, o.ackFlushMs, o.log, o.metrics);
   }
 
-  /** Delete: the job's outcome is durable. Never rejects (a delete given up only means a redelivery finds it done). */
-  ack(message: ReceivedMessage): Promise<void> {
-    return this.acker.ack(message);
+  /**
+   * Delete: the job's outcome is durable. Never rejects (a delete given up only means a redelivery finds it done).
+   * `log` (here and below): the job's logger, so a line about its message names the job.
+   */
+  ack(message: ReceivedMessage, log: Logger = this.o.log): Promise<void> {
+    return this.acker.ack(message, log);
   }
 
   /** An attempted job failed and may run again after `seconds` (its delivery is spent; the caller recorded `dead` on the last). */
-  retryLater(message: ReceivedMessage, seconds: number): Promise<void> {
-    return this.setVisibility(message, seconds);
+  retryLater(message: ReceivedMessage, seconds: number, log: Logger = this.o.log): Promise<void> {
+    return this.setVisibility(message, seconds, log);
   }
 
   /**
@@ -80,9 +83,10 @@ export class Settlement {
    * delivery a hand-back would send it to the DLQ unrun, so a fresh copy goes to the queue and this one is deleted.
    * Resolves true when a copy was sent (the caller tells the store: the spent message's deliveries no longer count).
    */
-  async handBack(message: ReceivedMessage, delaySeconds = 0, o: { requeueLastDelivery: boolean } = { requeueLastDelivery: true }): Promise<boolean> {
-    if (message.receiveCount < this.o.maxReceiveCount || !o.requeueLastDelivery) {
-      await this.setVisibility(message, delaySeconds);
+  async handBack(message: ReceivedMessage, delaySeconds = 0, o: { requeueLastDelivery?: boolean; log?: Logger } = {}): Promise<boolean> {
+    const log = o.log ?? this.o.log;
+    if (message.receiveCount < this.o.maxReceiveCount || o.requeueLastDelivery === false) {
+      await this.setVisibility(message, delaySeconds, log);
       return false;
     }
     const copy: SendEntry = { id: "0", body: message.body, delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round(delaySeconds))), attributes: message.attributes };
@@ -91,12 +95,12 @@ export class Settlement {
       if (failed.length > 0) throw new Error(`${failed[0]!.code}: ${failed[0]!.message}`);
     } catch (err) {
       // The copy did not go: leave the original to SQS (the store's lost-job sweep records it dead if it reaches the DLQ).
-      this.o.log.warn({ err, messageId: message.messageId }, "requeue of a last-delivery message failed; handing it back");
-      await this.setVisibility(message, delaySeconds);
+      log.warn({ err, messageId: message.messageId }, "requeue of a last-delivery message failed; handing it back");
+      await this.setVisibility(message, delaySeconds, log);
       return false;
     }
-    this.o.log.info({ messageId: message.messageId, receiveCount: message.receiveCount }, "last delivery handed back as a fresh copy");
-    await this.ack(message);
+    log.info({ messageId: message.messageId, receiveCount: message.receiveCount }, "last delivery handed back as a fresh copy");
+    await this.ack(message, log);
     return true;
   }
 
@@ -104,16 +108,17 @@ export class Settlement {
    * Move a message to the queue's DLQ with the reason as message attributes, then delete it. Throws when the copy
    * could not be sent (the caller leaves the message for redelivery); without a DLQ the message is dropped, logged.
    */
-  async deadLetter(message: ReceivedMessage, reason: { code: string; message: string }): Promise<void> {
+  async deadLetter(message: ReceivedMessage, reason: { code: string; message: string }, log: Logger = this.o.log): Promise<void> {
     const dlqUrl = await this.dlqFor(message.queueUrl);
     if (dlqUrl === undefined) {
-      this.o.log.error({ messageId: message.messageId, code: reason.code, reason: reason.message }, "message dropped: the queue has no DLQ");
+      log.error({ messageId: message.messageId, code: reason.code, reason: reason.message }, "message dropped: the queue has no DLQ");
     } else {
       const attributes = { ...message.attributes, failure_code: reason.code, failure_reason: reason.message.slice(0, 1000), source_message_id: message.messageId };
       const { failed } = await this.o.queue.sendBatch(dlqUrl, [{ id: "0", body: message.body, attributes: lastTen(attributes) }]);
       if (failed.length > 0) throw new Error(`could not dead-letter message ${message.messageId}: ${failed[0]!.message}`);
+      log.warn({ messageId: message.messageId, code: reason.code, reason: reason.message }, "message moved to the DLQ");
     }
-    await this.ack(message);
+    await this.ack(message, log);
   }
 
   /** Extend each message to the full visibility timeout, capped at 12 h from its receipt. */
@@ -160,13 +165,13 @@ export class Settlement {
     if (failures.length > 0) this.o.log.warn({ queueUrl, failed: failures.length, codes: [...new Set(failures.map((f) => f.code))] }, "some visibility extensions failed");
   }
 
-  private async setVisibility(message: ReceivedMessage, seconds: number): Promise<void> {
+  private async setVisibility(message: ReceivedMessage, seconds: number, log: Logger): Promise<void> {
     const visibilityTimeoutSeconds = Math.max(0, Math.min(this.o.visibilityTimeoutSeconds, Math.round(seconds)));
     try {
       await this.o.queue.changeVisibilityBatch(message.queueUrl, [{ id: "0", receiptHandle: message.receiptHandle, visibilityTimeoutSeconds }]);
     } catch (err) {
       // Not fatal: the message reappears when its current visibility runs out.
-      this.o.log.warn({ err, messageId: message.messageId }, "visibility change failed");
+      log.warn({ err, messageId: message.messageId }, "visibility change failed");
     }
   }
 

@@ -71,6 +71,8 @@ export interface WorkerOptions {
   log: Logger;
   /** Where the worker's metrics go (shared/metrics); its exposition() is what GET /metrics serves. Default: none. */
   metrics?: FleetMetrics;
+  /** LOG_BODIES: log each job's prompt and answer at debug level, PII-masked. Default false. */
+  logBodies?: boolean;
   workerId?: string;
   onOutcome?: (outcome: Outcome, message: ReceivedMessage) => void;
 }
@@ -169,6 +171,7 @@ export class Worker {
       jobDefaultTtlSeconds: o.jobDefaultTtlSeconds,
       backendRetryFloorSeconds: o.waitTimeSeconds + 1,
       log: o.log,
+      logBodies: o.logBodies,
       onProviderCall: (d) => (this.providerInFlight += d),
     });
   }
@@ -288,14 +291,15 @@ export class Worker {
       .then((outcome) => {
         this.counts[outcome] += 1;
         this.finished(outcome, message);
+        held.log.debug({ outcome }, "job settled");
         this.o.onOutcome?.(outcome, message);
       })
       .catch(async (err) => {
         this.finished("released", message);
         // Only a store write abandoned at hard stop lands here: the message goes back for redelivery.
-        this.o.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
+        held.log.warn({ err: coerceError(err), messageId: message.messageId }, "job handed back for redelivery");
         // Not as a fresh copy: the store, which would have to forget the spent deliveries, is what failed.
-        await this.settlement.handBack(message, 0, { requeueLastDelivery: false });
+        await this.settlement.handBack(message, 0, { requeueLastDelivery: false, log: held.log });
       })
       .finally(() => {
         this.heartbeat.untrack(message);

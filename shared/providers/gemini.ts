@@ -6,7 +6,7 @@
  * it is the content's fault, not the provider's. Gemini's 429 carries its delay in the body (RetryInfo), not in a
  * Retry-After header; a per-day quota is not worth retrying today.
  */
-import { field, readText, requestIdHeader } from "./http-body.ts";
+import { field, jobHeaders, readText } from "./http-body.ts";
 import { Pool } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import type { FleetErrorOptions } from "../errors.ts";
@@ -129,7 +129,7 @@ export class GeminiClient implements Provider {
     const body = requestBody(req);
     const model = modelId(req.model ?? this.o.model);
     const path = `${API_VERSION}/models/${encodeURIComponent(model)}:generateContent`;
-    const answer = await this.send(this.pool, "generateContent", "POST", path, JSON.stringify(body), this.o.timeoutMs, signal, requestIdHeader(req.requestId));
+    const answer = await this.send(this.pool, "generateContent", "POST", path, JSON.stringify(body), this.o.timeoutMs, signal, jobHeaders(req));
     if (!isOk(answer)) throw this.statusFailure(answer, "generateContent");
     const json = this.json("generateContent", answer);
     try {

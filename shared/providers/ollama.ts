@@ -10,7 +10,7 @@
  * returned only when its final `done: true` chunk arrived; a stream cut before it (error line, EOF, reset) is a
  * retryable failure, never a partial answer passed off as complete.
  */
-import { field, readText, requestIdHeader } from "./http-body.ts";
+import { field, jobHeaders, readText } from "./http-body.ts";
 import { Pool } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import { errorDetail, toProviderError } from "./http-errors.ts";
@@ -94,8 +94,8 @@ export class OllamaClient implements Provider {
     const model = this.modelFor(req.model);
     const common = { model, stream: true, options: this.options(req.params), keep_alive: this.o.keepAlive };
     return req.messages !== undefined
-      ? this.stream("chat", "/api/chat", { ...common, messages: req.messages }, model, signal, req.requestId)
-      : this.stream("generate", "/api/generate", { ...common, prompt: req.prompt }, model, signal, req.requestId);
+      ? this.stream("chat", "/api/chat", { ...common, messages: req.messages }, model, signal, req)
+      : this.stream("generate", "/api/generate", { ...common, prompt: req.prompt }, model, signal, req);
   }
 
   /** GET /api/tags → the names of the models this server has. */
@@ -135,9 +135,9 @@ export class OllamaClient implements Provider {
     return { num_predict: p.max_tokens, temperature: p.temperature, top_p: p.top_p, stop: p.stop, seed: p.seed, num_ctx: this.o.numCtx };
   }
 
-  private async stream(operation: Operation, path: string, body: unknown, model: string, signal?: AbortSignal, requestId?: string): Promise<OllamaCompletion> {
+  private async stream(operation: Operation, path: string, body: unknown, model: string, signal: AbortSignal | undefined, job: Pick<CompletionRequest, "requestId" | "trace">): Promise<OllamaCompletion> {
     const deadline = new CallDeadline(this.o.timeoutMs, signal);
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/x-ndjson", ...requestIdHeader(requestId) };
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/x-ndjson", ...jobHeaders(job) };
     try {
       const res = await this.pool.request({ method: "POST", path: this.pathPrefix + path, headers, body: JSON.stringify(body), signal: deadline.signal });
       if (res.statusCode !== 200) {

@@ -3,6 +3,8 @@
  * stopping a call: a caller's abort surfaces as an `AbortError` (the job was cancelled, not failed), the client's
  * own timeout as `ProviderRetryableError("PROVIDER_TIMEOUT")`.
  */
+import type { TraceContext } from "../trace.ts";
+
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
@@ -28,6 +30,8 @@ export interface CompletionRequest {
    * correlated across retries and workers (vLLM: `X-Request-Id`, echoed back and logged).
    */
   requestId?: string;
+  /** The job's trace (trace.ts): each call sends it on as a `traceparent` header with the same trace id and its own span id. */
+  trace?: TraceContext;
   /**
    * How much a wrong answer costs. The router starts a "high" request at its configured accurate provider, every
    * other at the primary. Unset = "medium". Single providers ignore it.

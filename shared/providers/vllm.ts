@@ -3,7 +3,7 @@
  * separate engine requests), models, health and load from /metrics. Every failure is a typed provider error
  * (http-errors.ts); a caller's abort is an AbortError.
  */
-import { field, readText, requestIdHeader } from "./http-body.ts";
+import { field, jobHeaders, readText } from "./http-body.ts";
 import { Pool } from "undici";
 import { FleetError, ProviderRetryableError, ProviderTerminalError } from "../errors.ts";
 import type { SecretValue } from "../secrets.ts";
@@ -53,6 +53,9 @@ interface Answer {
   text: string;
 }
 
+/** The job a call serves, for its headers. */
+type JobIds = Pick<CompletionRequest, "requestId" | "trace">;
+
 /** A 2xx body that is not what the API promises; becomes PROVIDER_BAD_RESPONSE. */
 class Malformed extends Error {}
 
@@ -99,7 +102,7 @@ export class VllmClient implements Provider {
   async chat(req: CompletionRequest, signal?: AbortSignal): Promise<Completion> {
     const model = req.model ?? this.o.model;
     const body = { model, messages: req.messages ?? [], ...sampling(req.params) };
-    const json = await this.postJson("chat", "/v1/chat/completions", body, signal, req.requestId);
+    const json = await this.postJson("chat", "/v1/chat/completions", body, signal, req);
     return this.parsed("chat", () => {
       const [choice] = choicesOf(json, 1);
       const message = field(choice, "message");
@@ -113,7 +116,7 @@ export class VllmClient implements Provider {
   /** POST /v1/completions with one prompt. */
   async complete(req: CompletionRequest, signal?: AbortSignal): Promise<Completion> {
     if (req.prompt === undefined) throw new ProviderTerminalError("PROVIDER_BAD_REQUEST", "a completion needs a prompt", { provider: PROVIDER });
-    const [completion] = await this.completeBatch([req.prompt], req.params, signal, req.model, req.requestId);
+    const [completion] = await this.completeBatch([req.prompt], req.params, signal, req.model, req);
     // completeBatch returns exactly one per prompt or throws; this only satisfies the type checker.
     if (completion === undefined) throw this.failure({ kind: "bad-response", statusCode: 200, detail: "no completion" }, "completions");
     return completion;
@@ -123,14 +126,14 @@ export class VllmClient implements Provider {
    * POST /v1/completions with a list of prompts: one HTTP call, one engine request per prompt, results in prompt
    * order. vLLM reports usage for the whole list; per-prompt token counts come from `token_ids` /
    * `prompt_token_ids` when the server returns them (vLLM ≥ 0.10.2 with return_token_ids), else the totals are
-   * split in proportion to prompt and text length (estimates; the sums are exact). `requestId` goes out as
-   * `X-Request-Id`.
+   * split in proportion to prompt and text length (estimates; the sums are exact). `job`'s request id goes out as
+   * `X-Request-Id`, its trace as `traceparent`.
    */
-  async completeBatch(prompts: string[], params: SamplingParams, signal?: AbortSignal, modelOverride?: string, requestId?: string): Promise<Completion[]> {
+  async completeBatch(prompts: string[], params: SamplingParams, signal?: AbortSignal, modelOverride?: string, job: JobIds = {}): Promise<Completion[]> {
     if (prompts.length === 0) return [];
     const model = modelOverride ?? this.o.model;
     const body = { model, prompt: prompts.length === 1 ? prompts[0] : prompts, ...sampling(params) };
-    const json = await this.postJson("completions", "/v1/completions", body, signal, requestId);
+    const json = await this.postJson("completions", "/v1/completions", body, signal, job);
     return this.parsed("completions", () => {
       const choices = choicesOf(json, prompts.length);
       const texts = choices.map((c, i) => {
@@ -189,8 +192,8 @@ export class VllmClient implements Provider {
     return this.closing;
   }
 
-  private async postJson(operation: string, path: string, body: unknown, signal?: AbortSignal, requestId?: string): Promise<unknown> {
-    const answer = await this.send(this.pool, operation, "POST", path, JSON.stringify(body), this.o.timeoutMs, signal, requestIdHeader(requestId));
+  private async postJson(operation: string, path: string, body: unknown, signal: AbortSignal | undefined, job: JobIds): Promise<unknown> {
+    const answer = await this.send(this.pool, operation, "POST", path, JSON.stringify(body), this.o.timeoutMs, signal, jobHeaders(job));
     if (!isOk(answer)) throw this.failure({ kind: "status", ...statusOf(answer) }, operation);
     return this.json(operation, answer);
   }

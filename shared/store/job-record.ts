@@ -27,6 +27,8 @@ export interface JobRecord {
   costUsd?: number;
   latencyMs?: number;
   providerAttempts?: { provider: string; ok: boolean; code?: string; latencyMs: number }[];
+  /** W3C trace id of the delivery that last wrote the job (shared/trace.ts): finds its log lines and provider calls. */
+  traceId?: string;
 }
 
 export function isTerminal(status: string): status is TerminalStatus {
@@ -74,6 +76,7 @@ export function decodeRecord(text: string): JobRecord | undefined {
     ...(typeof raw.costUsd === "number" ? { costUsd: raw.costUsd } : {}),
     ...(typeof raw.latencyMs === "number" ? { latencyMs: raw.latencyMs } : {}),
     ...(Array.isArray(raw.providerAttempts) ? { providerAttempts: raw.providerAttempts as JobRecord["providerAttempts"] } : {}),
+    ...(typeof raw.traceId === "string" ? { traceId: raw.traceId } : {}),
   };
 }
 

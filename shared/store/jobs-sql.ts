@@ -15,7 +15,7 @@ const MS = `* interval '1 millisecond'`;
 
 export const RECORD_COLUMNS = `j.id, j.tenant, j.status, j.output, j.output_nul_replaced, j.finish_reason, j.prompt_tokens,
   j.completion_tokens, j.provider, j.model, j.attempts, j.provider_calls, j.result_writes, j.error_code, j.error_message,
-  j.created_at, j.started_at, j.finished_at, j.cost_usd::float8 AS cost_usd, j.latency_ms, j.provider_attempts`;
+  j.created_at, j.started_at, j.finished_at, j.cost_usd::float8 AS cost_usd, j.latency_ms, j.provider_attempts, j.trace_id`;
 
 /** Locks the rows of `$1` (ids) that satisfy `where` (over alias `x`), in id order. */
 const lockInOrder = (where = "true") =>
@@ -25,16 +25,17 @@ const lockInOrder = (where = "true") =>
 // the lease is free or already this worker's. The conflict path locks the row even when WHERE refuses it.
 export const CLAIM_SQL = `
 INSERT INTO jobs AS j (id, tenant, status, request, attempts, lease_owner, lease_expires_at, message_id, receive_count,
-                       created_at, started_at, updated_at)
+                       created_at, started_at, updated_at, trace_id)
 SELECT t.id, t.tenant, 'running', t.request, 1, t.worker, now() + t.lease_ms ${MS}, t.message_id, t.receive_count,
-       t.created_at, now(), now()
-  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[])
-       AS t(id, tenant, request, worker, lease_ms, message_id, receive_count, created_at)
+       t.created_at, now(), now(), t.trace_id
+  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[], $9::text[])
+       AS t(id, tenant, request, worker, lease_ms, message_id, receive_count, created_at, trace_id)
  ORDER BY t.id
 ON CONFLICT (id) DO UPDATE SET
   status = 'running', attempts = j.attempts + 1, lease_owner = excluded.lease_owner,
   lease_expires_at = excluded.lease_expires_at, message_id = excluded.message_id, started_at = now(), updated_at = now(),
-  receive_count = greatest(j.receive_count, excluded.receive_count), request = coalesce(j.request, excluded.request)
+  receive_count = greatest(j.receive_count, excluded.receive_count), request = coalesce(j.request, excluded.request),
+  trace_id = coalesce(excluded.trace_id, j.trace_id)
 WHERE j.tenant IS NOT DISTINCT FROM excluded.tenant AND j.status IN ${UNFINISHED}
   AND (${LEASE_FREE} OR j.lease_owner = excluded.lease_owner)
 RETURNING j.id, j.attempts`;
@@ -50,14 +51,15 @@ UPDATE jobs AS j SET receive_count = t.receive_count
 export const COMPLETE_SQL = `
 WITH t AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::int[], $8::text[], $9::text[],
-                       $10::numeric[], $11::int[], $12::jsonb[])
+                       $10::numeric[], $11::int[], $12::jsonb[], $13::text[])
          AS t(id, worker, output, nul_replaced, finish_reason, prompt_tokens, completion_tokens, provider, model,
-              cost_usd, latency_ms, provider_attempts)
+              cost_usd, latency_ms, provider_attempts, trace_id)
 ), ${lockInOrder(`x.status IN ${UNFINISHED}`)}
 UPDATE jobs AS j SET
   status = 'succeeded', output = t.output, output_nul_replaced = t.nul_replaced, finish_reason = t.finish_reason,
   prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens, provider = t.provider, model = t.model,
-  cost_usd = t.cost_usd, latency_ms = t.latency_ms, provider_attempts = t.provider_attempts, error_code = NULL, error_message = NULL, lease_owner = NULL, lease_expires_at = NULL,
+  cost_usd = t.cost_usd, latency_ms = t.latency_ms, provider_attempts = t.provider_attempts,
+  trace_id = coalesce(t.trace_id, j.trace_id), error_code = NULL, error_message = NULL, lease_owner = NULL, lease_expires_at = NULL,
   result_writes = j.result_writes + 1, finished_at = now(), updated_at = now()
   FROM t JOIN locked l ON l.id = t.id
  WHERE j.id = t.id AND j.status IN ${UNFINISHED} AND (${LEASE_FREE} OR j.lease_owner = t.worker)
@@ -69,17 +71,17 @@ RETURNING j.id`;
 export const FINISH_SQL = `
 WITH t AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
-                       $8::timestamptz[], $9::boolean[])
-         AS t(id, status, code, message, worker, tenant, request, created_at, poison)
+                       $8::timestamptz[], $9::boolean[], $10::text[])
+         AS t(id, status, code, message, worker, tenant, request, created_at, poison, trace_id)
 )
 INSERT INTO jobs AS j (id, tenant, status, request, error_code, error_message, result_writes, created_at, finished_at,
-                       updated_at)
-SELECT t.id, t.tenant, t.status, t.request, t.code, t.message, 1, coalesce(t.created_at, now()), now(), now()
+                       updated_at, trace_id)
+SELECT t.id, t.tenant, t.status, t.request, t.code, t.message, 1, coalesce(t.created_at, now()), now(), now(), t.trace_id
   FROM t ORDER BY t.id
 ON CONFLICT (id) DO UPDATE SET
   status = excluded.status, error_code = excluded.error_code, error_message = excluded.error_message,
   lease_owner = NULL, lease_expires_at = NULL, result_writes = j.result_writes + 1, finished_at = now(),
-  updated_at = now(), request = coalesce(j.request, excluded.request)
+  updated_at = now(), request = coalesce(j.request, excluded.request), trace_id = coalesce(excluded.trace_id, j.trace_id)
 WHERE j.tenant IS NOT DISTINCT FROM excluded.tenant AND j.status IN ${UNFINISHED}
   AND EXISTS (SELECT 1 FROM t WHERE t.id = excluded.id AND NOT t.poison AND (${LEASE_FREE} OR j.lease_owner = t.worker))
 RETURNING j.id`;

@@ -29,6 +29,8 @@ export interface ClaimItem {
   messageId: string;
   /** The SQS message's ApproximateReceiveCount: markLost finds jobs whose last delivery died with its worker. */
   receiveCount: number;
+  /** The delivery's W3C trace id (shared/trace.ts), kept as the record's `traceId`. */
+  traceId?: string;
 }
 export type ClaimOutcome =
   /** This worker now holds the lease (row inserted, or taken over because queued, lease-free or lease expired). */
@@ -53,6 +55,8 @@ export interface CompleteItem {
   costUsd?: number;
   latencyMs?: number;
   providerAttempts?: ProviderAttempt[];
+  /** The answering delivery's trace id. */
+  traceId?: string;
 }
 export interface ProviderAttempt {
   provider: string;
@@ -84,6 +88,8 @@ export interface FinishItem {
   createdAt?: string;
   /** A message that did not parse as a job: it only ever creates a row, never changes one ("conflict" if it exists). */
   poison?: boolean;
+  /** The delivery's trace id. */
+  traceId?: string;
 }
 export interface ReleaseItem {
   id: string;
@@ -129,6 +135,7 @@ interface RecordRow {
   cost_usd: number | null;
   latency_ms: number | null;
   provider_attempts: ProviderAttempt[] | null;
+  trace_id: string | null;
 }
 /** Per write: the id and, for the tenant/poison checks on a skipped write, who may own the row. */
 interface WriteKey {
@@ -196,6 +203,7 @@ export class JobStore {
         b.map((x) => x.costUsd ?? null),
         b.map((x) => (x.latencyMs === undefined ? null : Math.round(x.latencyMs))),
         b.map((x) => (x.providerAttempts === undefined ? null : JSON.stringify(x.providerAttempts.map((a) => ({ ...a, provider: safeText(a.provider), code: a.code === undefined ? undefined : safeText(a.code) }))))),
+        b.map((x) => x.traceId ?? null),
       ]);
     }, false);
   }
@@ -225,6 +233,7 @@ export class JobStore {
         b.map((x) => (x.request === undefined ? null : jsonTextForStore(x.request))),
         b.map((x) => x.createdAt ?? null),
         b.map((x) => x.poison === true),
+        b.map((x) => x.traceId ?? null),
       ]);
     }, true);
   }
@@ -316,6 +325,7 @@ export class JobStore {
       b.map((x) => x.messageId),
       b.map((x) => Math.max(0, Math.round(x.receiveCount))),
       b.map((x) => x.job.created_at),
+      b.map((x) => x.traceId ?? null),
     ]);
   }
 
@@ -451,5 +461,6 @@ function toRecord(r: RecordRow): JobRecord {
     ...(r.cost_usd === null ? {} : { costUsd: r.cost_usd }),
     ...(r.latency_ms === null ? {} : { latencyMs: r.latency_ms }),
     ...(r.provider_attempts === null ? {} : { providerAttempts: r.provider_attempts }),
+    ...(r.trace_id === null ? {} : { traceId: r.trace_id }),
   };
 }

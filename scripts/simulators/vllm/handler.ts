@@ -93,11 +93,13 @@ export class RequestHandler {
     if (!requestLog.enabled) return;
     const header = req.headers["x-request-id"];
     const requestId = typeof header === "string" && header !== "" ? header : undefined;
+    const trace = req.headers.traceparent;
+    const traceparent = typeof trace === "string" && trace !== "" ? trace : undefined;
     const startedAt = epochMs();
     res.once("close", () => {
       const written = res.writableFinished;
       const outcome: RequestOutcome = resets.has(res) ? "reset" : !written ? "aborted" : res.statusCode < 400 ? "served" : "error";
-      requestLog.record({ requestId, startedAt, endedAt: epochMs(), outcome, ...(written ? { status: res.statusCode } : {}) });
+      requestLog.record({ requestId, ...(traceparent === undefined ? {} : { traceparent }), startedAt, endedAt: epochMs(), outcome, ...(written ? { status: res.statusCode } : {}) });
     });
   }
 

@@ -114,12 +114,14 @@ export class OllamaApi {
     if (!requestLog.enabled) return;
     const header = req.headers["x-request-id"];
     const requestId = typeof header === "string" && header !== "" ? header : undefined;
+    const trace = req.headers.traceparent;
+    const traceparent = typeof trace === "string" && trace !== "" ? trace : undefined;
     const startedAt = epochMs();
     res.once("close", () => {
       const written = res.writableFinished;
       const failed = res.statusCode >= 400 || this.cut.has(res);
       const outcome: RequestOutcome = this.resets.has(res) ? "reset" : !written ? "aborted" : failed ? "error" : "served";
-      requestLog.record({ requestId, startedAt, endedAt: epochMs(), outcome, ...(written ? { status: res.statusCode } : {}) });
+      requestLog.record({ requestId, ...(traceparent === undefined ? {} : { traceparent }), startedAt, endedAt: epochMs(), outcome, ...(written ? { status: res.statusCode } : {}) });
     });
   }
 

@@ -10,6 +10,8 @@ export type RequestOutcome = "served" | "error" | "aborted" | "reset";
 export interface RequestLogEntry {
   /** The client's X-Request-Id; absent when it sent none. */
   requestId?: string;
+  /** The client's W3C traceparent header; absent when it sent none. */
+  traceparent?: string;
   /** Epoch milliseconds (sub-millisecond precision) when the request reached the handler / when it ended. */
   startedAt: number;
   endedAt: number;
