@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { after, test } from "node:test";
 import { Producer } from "../producer/producer.ts";
 import { startVllmSimulator } from "../scripts/simulators/vllm/server.ts";
+import { startDatadogStandIn } from "../scripts/local/metrics-stand-ins.ts";
 import { envSchema } from "../shared/config.ts";
 import { schemaScopedUrl } from "../shared/store/pool.ts";
 import { queueFixture, REDIS_URL, stopEmulator, storeFixture, until } from "./support/env.ts";
@@ -41,6 +42,8 @@ test("a canary in every secret setting appears in no line of a worker's stdout o
   const q = await queueFixture();
   const s = await storeFixture();
   const sim = await startVllmSimulator({ port: 0, profile: "instant", seed: 11, apiKey: `${CANARY}-vllm`, geminiApiKey: "the-key-gemini-wants" });
+  // Datadog's series go to a local stand-in (never the internet), which checks they carry the canary key.
+  const datadog = await startDatadogStandIn({ apiKey: `${CANARY}-datadog` });
   const secrets = Object.fromEntries(
     Object.entries(SECRET_SETTINGS)
       .filter(([k]) => k in envSchema.shape)
@@ -61,6 +64,10 @@ test("a canary in every secret setting appears in no line of a worker's stdout o
     LOG_LEVEL: "trace",
     LOG_FORMAT: "json",
     LOG_BODIES: "true",
+    DATADOG_API_URL: datadog.endpoint,
+    DATADOG_FLUSH_INTERVAL_MS: "1000",
+    OPS_PORT: "0",
+    OPS_HOST: "127.0.0.1",
     ...secrets,
   };
   const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN], { env, stdio: ["ignore", "pipe", "pipe", "ipc"] });
@@ -69,9 +76,10 @@ test("a canary in every secret setting appears in no line of a worker's stdout o
   child.stderr!.on("data", (b: Buffer) => (output += b.toString("utf8")));
   const exited = new Promise<number | null>((res) => child.once("close", (code) => res(code)));
   const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  let opsAnswers = "";
   try {
-    await new Promise<void>((res, rej) => {
-      child.on("message", (m: { type?: string }) => m.type === "ready" && res());
+    const opsUrl = await new Promise<string>((res, rej) => {
+      child.on("message", (m: { type?: string; opsUrl?: string }) => m.type === "ready" && res(m.opsUrl ?? ""));
       void exited.then((code) => rej(new Error(`worker exited (${code}) before ready:\n${output}`)));
     });
     const producer = new Producer({ queue: q.queue, queueUrl: q.queueUrl });
@@ -91,12 +99,16 @@ test("a canary in every secret setting appears in no line of a worker's stdout o
     assert.equal(records.get(failing.ids[0]!)?.error?.code, "PROVIDER_NOT_FOUND");
     assert.equal(records.get(refused.ids[0]!)?.status, "succeeded");
     assert.equal(records.get("poison-1")?.error?.code, "JOB_INVALID");
+    // What an operator's tools read: health (components, last errors) and metrics (labels from error codes, models).
+    for (const path of ["/health", "/health/ready", "/metrics"]) opsAnswers += await (await fetch(`${opsUrl}${path}`)).text();
+    await until(() => datadog.received.length > 0, "a Datadog flush");
     child.kill("SIGTERM");
     assert.equal(await exited, 0, output);
   } finally {
     clearTimeout(killer);
     child.kill("SIGKILL");
     await sim.close();
+    await datadog.close();
     q.queue.close();
     await s.close();
   }
@@ -109,4 +121,7 @@ test("a canary in every secret setting appears in no line of a worker's stdout o
   // ... and no secret, nor the personal data in prompts and errors, is in any of it.
   assert.doesNotMatch(output, new RegExp(CANARY), output.split("\n").filter((l) => l.includes(CANARY)).join("\n"));
   assert.doesNotMatch(output, /ann@example\.com|bob@example\.com/);
+  assert.match(opsAnswers, /"components"/);
+  assert.match(opsAnswers, /fleet_jobs_finished_total/);
+  assert.doesNotMatch(opsAnswers, new RegExp(CANARY), "no secret in /health or /metrics");
 });
