@@ -161,7 +161,8 @@ async function naiveRun(rig: Rig, jobs: number): Promise<number> {
   const procs = Array.from({ length: PROCESSES }, () =>
     spawn(process.execPath, ["--import", "tsx", resolve(ROOT, "scripts/bench/naive-worker.ts")], { cwd: ROOT, env, stdio: ["ignore", "ignore", "inherit", "ipc"] }),
   );
-  await Promise.all(procs.map((p) => new Promise<void>((r) => p.once("message", () => r()))));
+  // A naive worker that dies before it is ready fails the bench instead of leaving it waiting forever.
+  await Promise.all(procs.map((p) => new Promise<void>((r, j) => (p.once("message", () => r()), p.once("exit", (code) => j(new Error(`naive worker exited (${code}) before it was ready`)))))));
   const t0 = Date.now();
   await submit(rig, queueUrl, jobs);
   await waitDone(rig.pool, "naive_results", jobs);
