@@ -1,12 +1,23 @@
-# Security groups. Nothing accepts traffic from the internet: workers take no inbound connections at all (vLLM
-# listens on 127.0.0.1), Postgres and Redis accept only workers and the API's groups. Rules are separate
+# Security groups. Nothing accepts traffic from the internet: workers take inbound connections only on their ops
+# port (health, metrics) and only from var.ops_ingress_cidrs (none by default; vLLM listens on 127.0.0.1), Postgres and Redis accept only workers and the API's groups. Rules are separate
 # resources (AWS provider 5 style), one per source, so adding an API group never rewrites the others.
 
+# The description predates the ops port (workers_ops below); changing it would replace the group.
 resource "aws_security_group" "workers" {
   name        = "${var.name}-workers"
   description = "GPU workers: no inbound; outbound to AWS endpoints, the data stores and (via NAT) HTTPS"
   vpc_id      = aws_vpc.main.id
   tags        = { Name = "${var.name}-workers" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "workers_ops" {
+  for_each          = toset(var.ops_ingress_cidrs)
+  security_group_id = aws_security_group.workers.id
+  description       = "Ops server (health, Prometheus /metrics) from ${each.value}"
+  ip_protocol       = "tcp"
+  from_port         = var.ops_port
+  to_port           = var.ops_port
+  cidr_ipv4         = each.value
 }
 
 resource "aws_vpc_security_group_egress_rule" "workers_https" {

@@ -272,6 +272,28 @@ variable "worker_log_retention_days" {
   }
 }
 
+variable "ops_port" {
+  description = "Port of each worker's ops server: GET /health/live, /health/ready, /health and /metrics (Prometheus). Reachable only from ops_ingress_cidrs."
+  type        = number
+  default     = 9400
+
+  validation {
+    condition     = var.ops_port >= 1024 && var.ops_port <= 65535 && var.ops_port != 8000
+    error_message = "ops_port must be 1024-65535 and not vLLM's 8000."
+  }
+}
+
+variable "ops_ingress_cidrs" {
+  description = "Private CIDRs allowed to reach ops_port on the workers (a Prometheus scraper, a health checker). Empty: no inbound rule, the port answers only on the instance."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.ops_ingress_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0" && c != "::/0"])
+    error_message = "ops_ingress_cidrs must be CIDRs, never 0.0.0.0/0 or ::/0."
+  }
+}
+
 variable "metrics_namespace" {
   description = "CloudWatch namespace the worker publishes to; its IAM policy allows PutMetricData only here."
   type        = string

@@ -21,6 +21,7 @@ locals {
     VLLM_MODEL                     = var.vllm_model
     METRICS_NAMESPACE              = var.metrics_namespace
     CLOUDWATCH_METRICS             = "true" # target_tracking_metric = "published" reads these; IAM allows only this namespace
+    OPS_PORT                       = var.ops_port
     ASG_NAME                       = local.asg_name
     LIFECYCLE_HOOK_NAME            = local.hook_name
   }

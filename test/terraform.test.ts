@@ -217,6 +217,8 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
         "-var=scale_up_period_seconds=30",
         "-var=scale_down_metric=in_flight",
         "-var=target_tracking_metric=published_math",
+        "-var=ops_port=8000",
+        '-var=ops_ingress_cidrs=["0.0.0.0/0"]',
       ],
       dir,
     );
@@ -227,6 +229,8 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
       /scale_up_period_seconds must be a multiple of 60/,
       /scale_down_metric must be/,
       /target_tracking_metric must be "metric_math" or "published"/,
+      /ops_port must be/,
+      /ops_ingress_cidrs must be CIDRs/,
     ];
     for (const message of messages) {
       assert.match(bad.stderr.replace(/\s+/g, " "), message);
