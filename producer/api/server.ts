@@ -5,7 +5,7 @@
  * before any route plugin of V1_PLUGINS runs. Errors are OpenAI-shaped (errors.ts).
  */
 import fastifySwagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { ApiDeps, ApiPlugin } from "./api-deps.ts";
 import { KeyAuthenticator } from "./auth.ts";
@@ -22,7 +22,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     loggerInstance: deps.log,
     bodyLimit: deps.config.bodyLimitBytes,
     // One log line per request would cost more than the request (GET by id); failures are logged by the error handler.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
