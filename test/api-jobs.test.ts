@@ -240,3 +240,18 @@ test("GET /openapi.json parses and lists the routes with their schemas", async (
   assert.deepEqual(get.parameters?.map((p) => p.name).sort(), ["id", "wait"]);
   assert.equal(doc.paths["/openapi.json"], undefined, "the document itself is not listed");
 });
+
+test("closing: a waiting long poll answers at once with what it has, and close() does not wait on its connection", async () => {
+  const f = await apiFixture({ redis: false });
+  const { key } = await f.key("acme");
+  const { json } = await f.request("/v1/jobs", { key, body: { prompt: "still queued at shutdown" } });
+  const answer = f.request(`/v1/jobs/${json.id}?wait=30`, { key });
+  await until(() => f.runtime.deps.feed.waiting === 1, "the GET to be waiting");
+  const t0 = performance.now();
+  await f.close();
+  const closedMs = performance.now() - t0;
+  const res = await answer;
+  assert.equal(res.status, 200);
+  assert.equal(res.json.status, "queued");
+  assert.ok(closedMs < 5_000, `close took ${closedMs} ms`);
+});

@@ -51,7 +51,16 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     },
     { prefix: "/v1" },
   );
+  let closing = false;
   // Long polls answer at once with what they have, so closing never waits out a 60 s wait.
-  app.addHook("preClose", async () => deps.feed.close());
+  app.addHook("preClose", async () => {
+    closing = true;
+    deps.feed.close();
+  });
+  // An answer sent while closing also closes its connection: left idle in keep-alive, it would hold close() for the
+  // keep-alive timeout (72 s; only connections idle when close() began are dropped at once).
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
   return app;
 }
