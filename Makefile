@@ -5,7 +5,7 @@ export NODE_OPTIONS ?= --enable-source-maps
 # The AWS SDK warns once per process that its 2027 releases need Node 22; known (see README), kept out of demo output.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?= true
 
-.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq fleet
+.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq fleet api keys
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -61,3 +61,11 @@ dlq: install
 ## (ARGS="status --json" or "status --once" for one look; same environment as the producer CLI).
 fleet: install
 	$(NODE) producer/cli.ts $(or $(ARGS),status)
+
+## The Results API (producer/api), configured from the environment (.env.example, "api" block); needs DATABASE_URL.
+api: install
+	$(NODE) producer/api/main.ts
+
+## API keys: ARGS="create --tenant NAME" (the key is the last line printed), "list [--tenant NAME]", "revoke KEY_ID".
+keys: install
+	$(NODE) producer/api/keys-cli.ts $(ARGS)

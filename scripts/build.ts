@@ -13,6 +13,8 @@ export const ENTRIES = {
   worker: "worker/main.ts",
   "producer-cli": "producer/cli.ts",
   dlq: "scripts/dlq.ts",
+  api: "producer/api/main.ts",
+  "api-keys": "producer/api/keys-cli.ts",
 } as const;
 
 export async function buildDist(): Promise<void> {

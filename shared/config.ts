@@ -163,6 +163,29 @@ export const envSchema = z
     INSTANCE_ID: z.string().regex(/^i-[0-9a-f]{8,17}$/, "must be an EC2 instance id (i-...)").optional(),
     /** How often the worker reads its group to see whether it should volunteer for scale-in. */
     SCALE_IN_CHECK_INTERVAL_MS: int(1000, 3_600_000).default(60_000),
+    // --- api (producer/api: the Results API) ----------------------------------------------------------
+    /** Interface the API binds; 0.0.0.0 in a container behind a load balancer. */
+    API_HOST: z.string().min(1).default("127.0.0.1"),
+    API_PORT: int(0, 65_535).default(8080),
+    /** Largest JSON request body (POST /v1/jobs), bytes; larger → 413. 1 MiB: 4 max-size jobs or ~1,000 typical ones. */
+    API_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(1_048_576),
+    /** Requests per minute per API key: the token bucket's refill rate, shared by every replica through Redis. 0 = off. */
+    API_RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(600),
+    /** The bucket's size: requests a key may make at once after being idle. */
+    API_RATE_LIMIT_BURST: int(1, 1_000_000).default(100),
+    /** Longest `?wait=` a GET may ask for, s. Keep it under the load balancer's idle timeout (ALB default 60 s). */
+    API_MAX_WAIT_SECONDS: int(1, 600).default(60),
+    /** How long a replica trusts a key lookup, ms: a revoked key still works on it at most this long. 0 = ask Postgres each time. */
+    API_KEY_CACHE_TTL_MS: int(0, 3_600_000).default(10_000),
+    /** One webhook POST's timeout, ms. */
+    API_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+    /** Attempts before a webhook delivery is given up (recorded `failed`). */
+    API_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(12),
+    /** Delay before the first retry, ms; doubles with each attempt up to API_WEBHOOK_RETRY_MAX_MS. */
+    API_WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(1_000),
+    API_WEBHOOK_RETRY_MAX_MS: int(10, 86_400_000).default(600_000),
+    /** How often the API looks for due webhook retries and for finished jobs whose notification it missed, ms. */
+    API_WEBHOOK_SWEEP_INTERVAL_MS: int(50, 3_600_000).default(5_000),
     // --- logging (shared/logger.ts) ------------------------------------------------------------------------
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Lines on stderr: `json`, `pretty` (pino-pretty), or `auto`: pretty when stderr is a terminal, else JSON. */
@@ -209,6 +232,9 @@ export const envSchema = z
         path: ["HEARTBEAT_INTERVAL_MS"],
         message: `must be under half of SQS_VISIBILITY_TIMEOUT_SECONDS (${env.SQS_VISIBILITY_TIMEOUT_SECONDS} s) so a missed beat never lets a message reappear`,
       });
+    }
+    if (env.API_WEBHOOK_RETRY_BASE_MS > env.API_WEBHOOK_RETRY_MAX_MS) {
+      ctx.addIssue({ code: "custom", path: ["API_WEBHOOK_RETRY_BASE_MS"], message: "must not exceed API_WEBHOOK_RETRY_MAX_MS" });
     }
     if (env.DRAIN_DEADLINE_MS >= DEFAULTS.lifecycleHookTimeoutSeconds * 1000) {
       ctx.addIssue({
@@ -263,6 +289,7 @@ export interface Config {
   };
   /** The ops server (health probes, metrics); present only when OPS_PORT is set. */
   ops?: { port: number; host: string };
+  api: ApiConfig;
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logging: {
@@ -282,6 +309,18 @@ export interface MetricsConfig {
   datadog?: { apiKey: string; apiUrl: string; flushIntervalMs: number };
   /** Present only with CLOUDWATCH_METRICS=true. */
   cloudwatch?: { namespace: string; endpoint?: string; flushIntervalMs: number };
+}
+
+/** The Results API (producer/api); env names in envSchema's "api" block. */
+export interface ApiConfig {
+  host: string;
+  port: number;
+  bodyLimitBytes: number;
+  /** Absent when API_RATE_LIMIT_PER_MINUTE is 0. */
+  rateLimit?: { perMinute: number; burst: number };
+  maxWaitSeconds: number;
+  keyCacheTtlMs: number;
+  webhooks: { timeoutMs: number; maxAttempts: number; retryBaseMs: number; retryMaxMs: number; sweepIntervalMs: number };
 }
 
 /** Parse the environment once; throws ConfigError naming every bad variable. */
@@ -347,6 +386,21 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined
         : { groupName: e.ASG_NAME, instanceId: e.INSTANCE_ID, checkIntervalMs: e.SCALE_IN_CHECK_INTERVAL_MS },
+    api: {
+      host: e.API_HOST,
+      port: e.API_PORT,
+      bodyLimitBytes: e.API_BODY_LIMIT_BYTES,
+      rateLimit: e.API_RATE_LIMIT_PER_MINUTE === 0 ? undefined : { perMinute: e.API_RATE_LIMIT_PER_MINUTE, burst: e.API_RATE_LIMIT_BURST },
+      maxWaitSeconds: e.API_MAX_WAIT_SECONDS,
+      keyCacheTtlMs: e.API_KEY_CACHE_TTL_MS,
+      webhooks: {
+        timeoutMs: e.API_WEBHOOK_TIMEOUT_MS,
+        maxAttempts: e.API_WEBHOOK_MAX_ATTEMPTS,
+        retryBaseMs: e.API_WEBHOOK_RETRY_BASE_MS,
+        retryMaxMs: e.API_WEBHOOK_RETRY_MAX_MS,
+        sweepIntervalMs: e.API_WEBHOOK_SWEEP_INTERVAL_MS,
+      },
+    },
     logging: { level: e.LOG_LEVEL, format: e.LOG_FORMAT, bodies: e.LOG_BODIES },
     metrics: metricsConfig(e),
   };

@@ -26,7 +26,7 @@ export const MAX_METADATA_KEYS = 16;
 
 /** Client-supplied ids: printable, URL-safe, at most 128 chars. Generated ids are UUIDv7 (time-sortable, 74 random bits). */
 export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const TENANT_PATTERN = /^[A-Za-z0-9._-]+$/;
+export const TENANT_PATTERN = /^[A-Za-z0-9._-]+$/;
 const jobId = z.string().regex(JOB_ID_PATTERN, "id must be 1-128 chars of [A-Za-z0-9._:-], starting alphanumeric");
 
 const chatMessage = z.strictObject({
@@ -42,29 +42,32 @@ const samplingParams = z.strictObject({
   seed: z.number().int().optional(),
 });
 
-export const jobSchemaV1 = z
-  .strictObject({
-    v: z.literal(1),
-    id: jobId,
-    tenant: z.string().min(1).max(64).regex(TENANT_PATTERN, "tenant must be [A-Za-z0-9._-]"),
-    model: text().min(1).max(256).optional(),
-    messages: z.array(chatMessage).min(1).max(256).optional(),
-    prompt: text().min(1).optional(),
-    params: samplingParams.default({}),
-    risk: z.enum(["low", "medium", "high"]).default("low"),
-    metadata: z
-      .record(text().max(64), text().max(1024))
-      .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} metadata keys` })
-      .meta({ maxProperties: MAX_METADATA_KEYS })
-      .optional(),
-    created_at: z.iso.datetime({ offset: true }),
-    /** Absolute deadline; a job received after it is recorded `expired` without calling a provider. */
-    deadline: z.iso.datetime({ offset: true }).optional(),
-  })
-  .refine((j) => (j.messages === undefined) !== (j.prompt === undefined), {
-    message: "exactly one of `messages` (chat) or `prompt` (completion) is required",
-    path: ["messages"],
-  })
+/** The fields alone, for schemas built from them (the Results API's input); `jobSchemaV1` adds the cross-field rule. */
+export const jobFieldsV1 = z.strictObject({
+  v: z.literal(1),
+  id: jobId,
+  tenant: z.string().min(1).max(64).regex(TENANT_PATTERN, "tenant must be [A-Za-z0-9._-]"),
+  model: text().min(1).max(256).optional(),
+  messages: z.array(chatMessage).min(1).max(256).optional(),
+  prompt: text().min(1).optional(),
+  params: samplingParams.default({}),
+  risk: z.enum(["low", "medium", "high"]).default("low"),
+  metadata: z
+    .record(text().max(64), text().max(1024))
+    .refine((m) => Object.keys(m).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} metadata keys` })
+    .meta({ maxProperties: MAX_METADATA_KEYS })
+    .optional(),
+  created_at: z.iso.datetime({ offset: true }),
+  /** Absolute deadline; a job received after it is recorded `expired` without calling a provider. */
+  deadline: z.iso.datetime({ offset: true }).optional(),
+});
+
+/** Exactly one of `messages` (chat) or `prompt` (completion); a message to SQS or a job input alike. */
+export const oneInputKind = (j: { messages?: unknown; prompt?: unknown }): boolean => (j.messages === undefined) !== (j.prompt === undefined);
+export const ONE_INPUT_KIND_MESSAGE = "exactly one of `messages` (chat) or `prompt` (completion) is required";
+
+export const jobSchemaV1 = jobFieldsV1
+  .refine(oneInputKind, { message: ONE_INPUT_KIND_MESSAGE, path: ["messages"] })
   // The refine above is code; this is the same rule for the exported JSON Schema (`.meta` keys are copied into it).
   .meta({ oneOf: [{ required: ["messages"] }, { required: ["prompt"] }] });
 

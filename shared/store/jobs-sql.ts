@@ -13,6 +13,27 @@ const UNFINISHED = `('queued', 'running')`;
 const TERMINAL = `('succeeded', 'failed', 'dead', 'expired')`;
 const MS = `* interval '1 millisecond'`;
 
+/**
+ * Terminal writes announce their ids on this channel (LISTEN/NOTIFY): a Results API waiting on a job without Redis
+ * wakes without polling. One channel per schema (channels are database-wide, schemas isolate deployments and
+ * tests); 63 bytes is Postgres's identifier limit, past which NOTIFY refuses the name.
+ */
+export const DONE_CHANNEL_SQL = `left('jobs_done:' || current_schema(), 63)`;
+/** Ids per notification stay under this many bytes: Postgres refuses payloads of 8,000 bytes or more. */
+export const DONE_PAYLOAD_BYTES = 7_000;
+/**
+ * A WHERE clause, always true, whose one-time subquery sends the ids the CTE \`cte\` returned, space-separated
+ * (ids never hold a space), in as many notifications as DONE_PAYLOAD_BYTES requires: one per statement normally.
+ * Postgres delivers them at commit, and drops them with a rollback. Written as a filter so it runs once per
+ * statement, only when some row was written, and in the statement's own round trip.
+ */
+const notifyDone = (cte: string) => `(
+  SELECT count(pg_notify(${DONE_CHANNEL_SQL}, ids)) FROM (
+    SELECT string_agg(id, ' ' ORDER BY id) AS ids
+      FROM (SELECT id, sum(octet_length(id) + 1) OVER (ORDER BY id) / ${DONE_PAYLOAD_BYTES} AS part FROM ${cte}) parts
+     GROUP BY part) payloads
+) IS NOT NULL`;
+
 export const RECORD_COLUMNS = `j.id, j.tenant, j.status, j.output, j.output_nul_replaced, j.finish_reason, j.prompt_tokens,
   j.completion_tokens, j.provider, j.model, j.attempts, j.provider_calls, j.result_writes, j.error_code, j.error_message,
   j.created_at, j.started_at, j.finished_at, j.cost_usd::float8 AS cost_usd, j.latency_ms, j.provider_attempts, j.trace_id`;
@@ -40,6 +61,16 @@ WHERE j.tenant IS NOT DISTINCT FROM excluded.tenant AND j.status IN ${UNFINISHED
   AND (${LEASE_FREE} OR j.lease_owner = excluded.lease_owner)
 RETURNING j.id, j.attempts`;
 
+// The Results API's submit: a row for each job it put on the queue, so a GET finds it `queued` before any worker
+// claims it (a claim takes over a queued row of the same tenant). An existing row, whoever owns it, is left alone.
+export const QUEUED_SQL = `
+INSERT INTO jobs AS j (id, tenant, status, request, created_at, updated_at)
+SELECT t.id, t.tenant, 'queued', t.request, t.created_at, now()
+  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS t(id, tenant, request, created_at)
+ ORDER BY t.id
+ON CONFLICT (id) DO NOTHING
+RETURNING j.id`;
+
 // A delivery that found the job leased still counts toward its last delivery (markLost needs the highest count).
 export const RECEIVED_SQL = `
 WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS t(id, tenant, receive_count)),
@@ -54,7 +85,7 @@ WITH t AS (
                        $10::numeric[], $11::int[], $12::jsonb[], $13::text[])
          AS t(id, worker, output, nul_replaced, finish_reason, prompt_tokens, completion_tokens, provider, model,
               cost_usd, latency_ms, provider_attempts, trace_id)
-), ${lockInOrder(`x.status IN ${UNFINISHED}`)}
+), ${lockInOrder(`x.status IN ${UNFINISHED}`)}, done AS (
 UPDATE jobs AS j SET
   status = 'succeeded', output = t.output, output_nul_replaced = t.nul_replaced, finish_reason = t.finish_reason,
   prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens, provider = t.provider, model = t.model,
@@ -63,7 +94,8 @@ UPDATE jobs AS j SET
   result_writes = j.result_writes + 1, finished_at = now(), updated_at = now()
   FROM t JOIN locked l ON l.id = t.id
  WHERE j.id = t.id AND j.status IN ${UNFINISHED} AND (${LEASE_FREE} OR j.lease_owner = t.worker)
-RETURNING j.id`;
+RETURNING j.id)
+SELECT id FROM done WHERE ${notifyDone("done")}`;
 
 // Insert when the row does not exist (poison, expired before any claim); otherwise update it, but only for the same
 // tenant, never for poison (a malformed message must not touch a job it names), and only as the lease allows.
@@ -73,7 +105,7 @@ WITH t AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
                        $8::timestamptz[], $9::boolean[], $10::text[])
          AS t(id, status, code, message, worker, tenant, request, created_at, poison, trace_id)
-)
+), done AS (
 INSERT INTO jobs AS j (id, tenant, status, request, error_code, error_message, result_writes, created_at, finished_at,
                        updated_at, trace_id)
 SELECT t.id, t.tenant, t.status, t.request, t.code, t.message, 1, coalesce(t.created_at, now()), now(), now(), t.trace_id
@@ -84,7 +116,8 @@ ON CONFLICT (id) DO UPDATE SET
   updated_at = now(), request = coalesce(j.request, excluded.request), trace_id = coalesce(excluded.trace_id, j.trace_id)
 WHERE j.tenant IS NOT DISTINCT FROM excluded.tenant AND j.status IN ${UNFINISHED}
   AND EXISTS (SELECT 1 FROM t WHERE t.id = excluded.id AND NOT t.poison AND (${LEASE_FREE} OR j.lease_owner = t.worker))
-RETURNING j.id`;
+RETURNING j.id)
+SELECT id FROM done WHERE ${notifyDone("done")}`;
 
 export const RELEASE_SQL = `
 WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, worker, code, message)),
@@ -139,13 +172,14 @@ WITH lost AS (
      AND (x.lease_owner IS NULL OR x.lease_expires_at <= now())
      AND coalesce(x.lease_expires_at, x.updated_at) < now() - $2::float8 ${MS}
    LIMIT $3::int FOR UPDATE SKIP LOCKED
-)
+), done AS (
 UPDATE jobs AS j SET status = 'dead', error_code = 'WORKER_LOST',
   error_message = format('the worker holding its last delivery (%s of %s) stopped without an outcome; '
                          'SQS moves the message to the DLQ', j.receive_count, $1::int),
   lease_owner = NULL, lease_expires_at = NULL, result_writes = j.result_writes + 1, finished_at = now(), updated_at = now()
   FROM lost WHERE j.id = lost.id
-RETURNING ${RECORD_COLUMNS}`;
+RETURNING ${RECORD_COLUMNS})
+SELECT * FROM done WHERE ${notifyDone("done")}`;
 
 export const DELETE_FINISHED_SQL = `
 WITH old AS (

@@ -10,6 +10,8 @@
  * - NO NUL REACHES POSTGRES from the text this store is given: U+0000 in an answer becomes U+FFFD and is counted
  *   (`outputNulReplaced`); in error messages, finish reasons and request JSON it is replaced silently.
  * - ONE LOCK ORDER: every statement takes its row locks in id order (see jobs-sql.ts), so they cannot deadlock.
+ * - TERMINAL WRITES ANNOUNCE THEMSELVES: complete, finish and markLost NOTIFY the ids they wrote on `doneChannel()`,
+ *   in the same statement, delivered at commit (the Results API's long polls wake on it without Redis).
  */
 import type pg from "pg";
 import type { Job } from "../contract.ts";
@@ -174,6 +176,27 @@ export class JobStore {
     for (const i of pending) out[i] = { kind: "leased", owner: "unknown", expiresAt: new Date() };
     await this.noteDeliveries(leased.map((i) => items[i] as ClaimItem));
     return items.map((item, i) => out[i] ?? duplicateClaim(item, items[firsts.get(item.job.id) as number] as ClaimItem, out[firsts.get(item.job.id) as number]));
+  }
+
+  /**
+   * A `queued` row for each job just put on the queue, so it can be read before a worker claims it; an id that
+   * already has a row (a claim came first, or another tenant owns it) is left alone. Returns the ids inserted.
+   */
+  async recordQueued(jobs: Job[]): Promise<string[]> {
+    if (jobs.length === 0) return [];
+    const rows = await this.query<{ id: string }>("jobs_queued", sql.QUEUED_SQL, [
+      jobs.map((j) => j.id),
+      jobs.map((j) => j.tenant),
+      jobs.map((j) => jsonForStore(j)),
+      jobs.map((j) => j.created_at),
+    ]);
+    return rows.map((r) => r.id);
+  }
+
+  /** The channel terminal writes NOTIFY on (payload: space-separated ids); one per schema. */
+  async doneChannel(): Promise<string> {
+    const rows = await this.query<{ channel: string }>("jobs_done_channel", `SELECT ${sql.DONE_CHANNEL_SQL} AS channel`, []);
+    return rows[0]!.channel;
   }
 
   /** provider_calls += 1 per id (an id listed twice counts twice). Call just before the provider request. */

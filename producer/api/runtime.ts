@@ -1,0 +1,90 @@
+/**
+ * Wires the API's parts over connections the caller opened (main.ts, tests): the completion feed and its sources
+ * (Postgres LISTEN, Redis `done` when there is a cache), the webhook outbox's loop, the rate limiter. `close()`
+ * stops what this started, in reverse; the caller closes the connections it gave.
+ */
+import type pg from "pg";
+import type { Redis } from "ioredis";
+import type { ApiConfig } from "../../shared/config.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { SqsQueue } from "../../shared/queue/sqs.ts";
+import { JobStore } from "../../shared/store/jobs.ts";
+import type { ResultsCache } from "../../shared/store/results-cache.ts";
+import { runCleanup, type CleanupStep } from "../../shared/shutdown.ts";
+import { Producer } from "../producer.ts";
+import { ResultReader } from "../results.ts";
+import type { ApiDeps } from "./api-deps.ts";
+import { ApiKeyStore } from "./api-keys.ts";
+import { CompletionFeed } from "./completion-feed.ts";
+import { listenRedisDone, PostgresDoneListener } from "./done-listener.ts";
+import { JobWebhooks } from "./job-webhooks.ts";
+import { RateLimiter } from "./rate-limit.ts";
+import { WebhookOutbox } from "./webhook-outbox.ts";
+
+export interface ApiRuntimeOptions {
+  config: ApiConfig;
+  log: Logger;
+  /** Migrated. */
+  pool: pg.Pool;
+  queue: SqsQueue;
+  queueUrl: string;
+  /** Redis results cache: reads and wake-ups. Unset: Postgres alone. */
+  cache?: ResultsCache;
+  /** A Redis connection for the shared rate-limit buckets. Unset: per-process buckets. */
+  redis?: Redis;
+  /** Where long polls are woken from. Default both (Redis only when `cache` is given); tests isolate one. */
+  wakeUps?: { postgres: boolean; redis: boolean };
+}
+
+export interface ApiRuntime {
+  deps: ApiDeps;
+  close(): Promise<void>;
+}
+
+export async function openApiRuntime(o: ApiRuntimeOptions): Promise<ApiRuntime> {
+  const steps: CleanupStep[] = [];
+  const close = () => runCleanup(steps, (err) => o.log.warn({ err }, "API cleanup step failed"));
+  try {
+    const store = new JobStore(o.pool);
+    const feed = new CompletionFeed();
+    steps.push(() => feed.close());
+    // Both by default: Redis announces succeeded jobs only (the worker caches only those), NOTIFY every terminal one.
+    if (o.wakeUps?.postgres !== false) {
+      const listener = new PostgresDoneListener({ connection: o.pool.options, channel: await store.doneChannel(), feed, log: o.log });
+      steps.push(() => listener.stop());
+      await listener.start();
+    }
+    if (o.cache !== undefined && o.wakeUps?.redis !== false) {
+      const unsubscribe = await listenRedisDone(o.cache, feed);
+      steps.push(unsubscribe);
+    }
+    const w = o.config.webhooks;
+    const outbox = new WebhookOutbox({ pool: o.pool, timeoutMs: w.timeoutMs, maxAttempts: w.maxAttempts, retryBaseMs: w.retryBaseMs, retryMaxMs: w.retryMaxMs, sweepIntervalMs: w.sweepIntervalMs, log: o.log });
+    const jobWebhooks = new JobWebhooks({ pool: o.pool, store, outbox, log: o.log });
+    steps.push(() => jobWebhooks.settled());
+    const stopNoticing = feed.onDone((ids) => jobWebhooks.notice(ids));
+    steps.push(stopNoticing);
+    outbox.start();
+    steps.push(() => outbox.stop());
+    const limiter = o.config.rateLimit && new RateLimiter({ ...o.config.rateLimit, redis: o.redis, log: o.log });
+    const deps: ApiDeps = {
+      config: o.config,
+      log: o.log,
+      pool: o.pool,
+      store,
+      reader: new ResultReader(store, o.cache),
+      producer: new Producer({ queue: o.queue, queueUrl: o.queueUrl }),
+      queue: o.queue,
+      queueUrl: o.queueUrl,
+      keys: new ApiKeyStore(o.pool),
+      limiter,
+      feed,
+      jobWebhooks,
+      outbox,
+    };
+    return { deps, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
