@@ -12,7 +12,7 @@ import { JobStore } from "../shared/store/jobs.ts";
 import { createPool, ping } from "../shared/store/pool.ts";
 import { WorkerHealth, type HealthReport } from "../worker/health.ts";
 import { startOpsServer, type MetricsSource } from "../worker/ops-server.ts";
-import { ComponentCheck } from "../worker/component-check.ts";
+import { ComponentCheck } from "../shared/health/component-check.ts";
 import type { WorkerSnapshot } from "../worker/worker.ts";
 import { PG_URL, queueFixture, silentLog, stopEmulator, storeFixture, until } from "./support/env.ts";
 import { testWorker } from "./support/worker.ts";

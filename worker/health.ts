@@ -8,7 +8,7 @@
  */
 import type { RouteHealth } from "../shared/providers/router.ts";
 import { queueNameOf } from "../shared/queue/queue-name.ts";
-import { ComponentCheck, type CheckResult, type ComponentCheckOptions } from "./component-check.ts";
+import { ComponentCheck, type CheckResult, type ComponentCheckOptions } from "../shared/health/component-check.ts";
 import type { WorkerSnapshot } from "./worker.ts";
 
 export type ComponentState = "up" | "down";

@@ -1,6 +1,6 @@
 /**
  * The ops server every worker runs when OPS_PORT is set (always in the demo): probes for a load balancer or an
- * orchestrator, the full health report for a person, and Prometheus metrics.
+ * orchestrator, the full health report for a person, and Prometheus metrics (routes: shared/health/ops-routes.ts).
  *   GET /health/live   200 while the process serves HTTP at all
  *   GET /health/ready  200 when ready (see health.ts), else 503 with what fails
  *   GET /health        the report: every component with its state and latency; 200 or 503 as /health/ready
@@ -9,15 +9,11 @@
  * issue 10) can be added through `register` before it listens.
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import { errorCode } from "../shared/errors.ts";
+import { registerOpsRoutes, type MetricsSource } from "../shared/health/ops-routes.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { HealthReport } from "./health.ts";
 
-/** Anything that renders a metrics exposition: a prom-client Registry fits as it is. */
-export interface MetricsSource {
-  contentType: string;
-  metrics(): Promise<string>;
-}
+export type { MetricsSource } from "../shared/health/ops-routes.ts";
 
 export interface OpsServerOptions {
   host: string;
@@ -41,24 +37,7 @@ export interface OpsServer {
 export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
   // No request logging: probes arrive every few seconds from every load balancer node.
   const app = Fastify({ logger: false, forceCloseConnections: "idle" });
-  app.get("/health/live", async () => ({ status: "live" }));
-  app.get("/health/ready", async (_req, reply) => {
-    const report = await o.health.report();
-    return reply.code(statusCode(report)).send({ status: report.status, checkedAt: report.checkedAt, failing: report.failing });
-  });
-  app.get("/health", async (_req, reply) => {
-    const report = await o.health.report();
-    return reply.code(statusCode(report)).send(report);
-  });
-  app.get("/metrics", async (_req, reply) => {
-    if (o.metrics === undefined) return reply.code(404).send({ error: "NO_METRICS", message: "this worker has no metrics registry" });
-    return reply.type(o.metrics.contentType).send(await o.metrics.metrics());
-  });
-  // A failure is answered with its code alone: a message may name a host or carry a connection string.
-  app.setErrorHandler((err, _req, reply) => {
-    o.log.warn({ code: errorCode(err) }, "ops request failed");
-    return reply.code(500).send({ error: errorCode(err) });
-  });
+  registerOpsRoutes(app, { health: o.health, metrics: o.metrics, log: o.log });
   o.register?.(app);
   await app.listen({ host: o.host, port: o.port });
   const address = app.server.address();
@@ -67,10 +46,6 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
   o.log.info({ url, port }, "ops server listening");
   let closing: Promise<void> | undefined;
   return { app, port, url, close: () => (closing ??= app.close()) };
-}
-
-function statusCode(report: HealthReport): number {
-  return report.status === "ready" ? 200 : 503;
 }
 
 function reachableHost(host: string): string {

@@ -10,7 +10,9 @@ import type { SqsQueue } from "../../shared/queue/sqs.ts";
 import type { JobStore } from "../../shared/store/jobs.ts";
 import type { Producer } from "../producer.ts";
 import type { ResultReader } from "../results.ts";
+import type { ApiHealth } from "./api-health.ts";
 import type { ApiKeyStore } from "./api-keys.ts";
+import type { ApiMetrics } from "./api-metrics.ts";
 import type { CompletionFeed } from "./completion-feed.ts";
 import type { JobWebhooks } from "./job-webhooks.ts";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -35,6 +37,8 @@ export interface ApiDeps {
   jobWebhooks: JobWebhooks;
   /** Signed, retried, durable webhook deliveries: `outbox.enqueue([...])`. */
   outbox: WebhookOutbox;
+  /** GET /health/live, /health/ready, /health and /metrics, outside /v1 and without a key. Unset: not served. */
+  ops?: { health: ApiHealth; metrics: ApiMetrics };
 }
 
 /** A route plugin under `/v1`: `app.register(plugin, { deps })`, after authentication and the rate limit. */

@@ -14,7 +14,10 @@ import { runCleanup, type CleanupStep } from "../../shared/shutdown.ts";
 import { Producer } from "../producer.ts";
 import { ResultReader } from "../results.ts";
 import type { ApiDeps } from "./api-deps.ts";
+import { ping } from "../../shared/store/pool.ts";
+import { ApiHealth } from "./api-health.ts";
 import { ApiKeyStore } from "./api-keys.ts";
+import { ApiMetrics } from "./api-metrics.ts";
 import { CompletionFeed } from "./completion-feed.ts";
 import { listenRedisDone, PostgresDoneListener } from "./done-listener.ts";
 import { JobWebhooks } from "./job-webhooks.ts";
@@ -81,6 +84,15 @@ export async function openApiRuntime(o: ApiRuntimeOptions): Promise<ApiRuntime> 
       feed,
       jobWebhooks,
       outbox,
+      ops: {
+        health: new ApiHealth({
+          pingStore: () => ping(o.pool),
+          queueUrl: o.queueUrl,
+          checkQueue: (url, signal) => o.queue.check(url, signal),
+          pingRedis: o.redis && (() => o.redis!.ping()),
+        }),
+        metrics: new ApiMetrics(),
+      },
     };
     return { deps, close };
   } catch (err) {

@@ -7,6 +7,7 @@
 import fastifySwagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { registerOpsRoutes } from "../../shared/health/ops-routes.ts";
 import type { ApiDeps, ApiPlugin } from "./api-deps.ts";
 import { KeyAuthenticator } from "./auth.ts";
 import { installErrorHandlers } from "./errors.ts";
@@ -41,6 +42,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     transform: jsonSchemaTransform,
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  if (deps.ops) {
+    deps.ops.metrics.instrument(app);
+    registerOpsRoutes(app, { health: deps.ops.health, metrics: deps.ops.metrics.registry, log: deps.log });
+  }
 
   const auth = new KeyAuthenticator(deps.keys, deps.config.keyCacheTtlMs);
   app.register(
@@ -55,6 +60,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // Long polls answer at once with what they have, so closing never waits out a 60 s wait.
   app.addHook("preClose", async () => {
     closing = true;
+    deps.ops?.health.markClosing();
     deps.feed.close();
   });
   // An answer sent while closing also closes its connection: left idle in keep-alive, it would hold close() for the

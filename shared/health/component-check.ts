@@ -4,7 +4,7 @@
  * a call that outlives `timeoutMs` is reported down, and no new one starts until it has ended, so a hung database
  * costs one pooled connection, not one per probe.
  */
-import { errorCode } from "../shared/errors.ts";
+import { errorCode } from "../errors.ts";
 
 export interface CheckResult {
   ok: boolean;
