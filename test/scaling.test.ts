@@ -16,6 +16,7 @@ import { AutoScalingGroup, type ScaleInMode } from "../scripts/scaling/auto-scal
 import { arrivalsPerMinute, parseArrivalsCsv } from "../scripts/scaling/load-profile.ts";
 import { FluidQueue } from "../scripts/scaling/queue-model.ts";
 import { FALLBACKS, toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
+import { HOURLY_PRICE_USD, PRICE_TABLE_DATE } from "../scripts/scaling/instance-pricing.ts";
 import { readVariableDefaults } from "../scripts/hcl.ts";
 import { simulate, type ModelOptions, type SimulationResult } from "../scripts/scaling/simulation.ts";
 import { summarize, waitQuantile } from "../scripts/scaling/summary.ts";
@@ -325,21 +326,52 @@ test("variables: the fallbacks mirror terraform/variables.tf, so a run without t
   }
 });
 
-test("CLI: default spike run compares step and target tracking, writes JSON and HTML, ends with a JSON line", async () => {
+test("CLI: default spike run compares step and target tracking, with the price's date and the sensitivity, in text, JSON and HTML", async () => {
   const outDir = await mkdtemp(path.join(tmpdir(), "scaling-"));
   try {
     const cli = path.join(import.meta.dirname, "..", "scripts", "simulate-scaling.ts");
-    const { stdout } = await run(process.execPath, ["--import", "tsx", cli, "--profile", "spike", "--out-dir", outDir, "--bench", path.join(outDir, "none.json")], {
-      cwd: path.join(import.meta.dirname, ".."),
-    });
-    const last = JSON.parse(stdout.trim().split("\n").at(-1)!) as { variants: Array<{ name: string; costUsd: number }> };
+    const cliRun = (...extra: string[]) =>
+      run(process.execPath, ["--import", "tsx", cli, "--profile", "spike", "--out-dir", outDir, "--bench", path.join(outDir, "none.json"), ...extra], {
+        cwd: path.join(import.meta.dirname, ".."),
+      });
+    const { stdout } = await cliRun();
+    interface Spread {
+      min: number;
+      max: number;
+    }
+    interface Line {
+      price_per_hour: number;
+      price_date: string;
+      variants: Array<{ name: string; costUsd: number; p95WaitSeconds: number; instanceHours: number; p95_wait_s: Spread; instance_hours: Spread; price_date: string }>;
+    }
+    const last = JSON.parse(stdout.trim().split("\n").at(-1)!) as Line;
     assert.deepEqual(last.variants.map((v) => v.name.split(",")[0]), ["step", "target tracking"]);
-    assert.ok(last.variants.every((v) => v.costUsd > 0));
-    const json = JSON.parse(await readFile(path.join(outDir, "spike.json"), "utf8")) as { variants: Array<{ series: { depth: number[] } }> };
+    assert.deepEqual([last.price_per_hour, last.price_date], [HOURLY_PRICE_USD["p5.48xlarge"], PRICE_TABLE_DATE]);
+    for (const v of last.variants) {
+      assert.ok(v.costUsd > 0);
+      assert.equal(v.price_date, PRICE_TABLE_DATE);
+      // The default inputs (boot 15 min, typical delay) are a point of the grid: inside the spread.
+      assert.ok(v.p95_wait_s.min <= v.p95WaitSeconds && v.p95WaitSeconds <= v.p95_wait_s.max, `${v.name} p95`);
+      assert.ok(v.instance_hours.min <= v.instanceHours && v.instanceHours <= v.instance_hours.max, `${v.name} instance-hours`);
+    }
+    assert.match(stdout, new RegExp(`price of ${PRICE_TABLE_DATE}`));
+    assert.match(stdout, /^sensitivity, min – max over metric delay 1, 2, 3, 4 min and typical × boot 8, 15, 20 min/m);
+    assert.match(stdout, /^assumed: target-tracking alarms 3 × 1 min/m);
+    const json = JSON.parse(await readFile(path.join(outDir, "spike.json"), "utf8")) as { variants: Array<{ series: { depth: number[] }; sensitivity: { points: unknown[] } }> };
     assert.equal(json.variants[0]!.series.depth.length, 240);
+    assert.equal(json.variants[0]!.sensitivity.points.length, 15);
     const html = await readFile(path.join(outDir, "report.html"), "utf8");
     assert.ok(html.includes("<svg") && !html.includes("<script"));
+    assert.ok(html.includes("<h2>Sensitivity</h2>") && html.includes(`price of ${PRICE_TABLE_DATE}`));
     assert.ok((await stat(path.join(outDir, "report.html"))).size > 10_000);
+
+    const today = () => new Date().toISOString().slice(0, 10);
+    const before = today();
+    const priced = await cliRun("--price", "40", "--single");
+    const line = JSON.parse(priced.stdout.trim().split("\n").at(-1)!) as Line;
+    assert.equal(line.price_per_hour, 40);
+    assert.ok([before, today()].includes(line.price_date), `--price is dated to the run, not ${line.price_date}`);
+    assert.match(priced.stdout, /price: \$40\/h \(--price, price of /);
   } finally {
     await rm(outDir, { recursive: true, force: true });
   }
