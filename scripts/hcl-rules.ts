@@ -150,6 +150,7 @@ export const SCALING_VARIABLE_DEFAULTS: Readonly<Record<string, unknown>> = {
   max_size: 8,
   instance_warmup_seconds: 480,
   lifecycle_hook_timeout_seconds: 300,
+  launch_hook_timeout_seconds: 1800,
   gpu_instance_type: "p5.48xlarge",
 };
 const SCALING_VARIABLES_WITHOUT_FIXED_DEFAULT = [

@@ -605,7 +605,7 @@ variable "no_workers_alarm_threshold" {
 }
 
 variable "no_workers_alarm_evaluation_periods" {
-  description = "Periods with too few in-service workers before alarming. Keep above the warmup so a scale from zero does not page."
+  description = "Periods with too few in-service workers before alarming. With min_size 0, keep above a cold start so a scale from zero does not page: activation alarm + boot to InService (with the launch hook, until vLLM serves: ~15 min on a p5), plus up to 15 min when the queue was idle 6 h and its metrics wake up late."
   type        = number
   default     = 10
 

@@ -54,6 +54,8 @@ export function costLabel(price: HourlyPrice | undefined): string {
 }
 
 function worstAt(run: VariantRun): string {
+  const { min, max } = run.sensitivity.spread.p95WaitSeconds;
+  if (min === max) return "(same everywhere)";
   let worst = run.sensitivity.points[0];
   for (const p of run.sensitivity.points) if (worst === undefined || p.summary.p95WaitSeconds > worst.summary.p95WaitSeconds) worst = p;
   if (worst === undefined) return "";
