@@ -111,35 +111,43 @@ function sensitivitySection(runs: readonly VariantRun[], context: ReportContext)
   const legend = grid.bootMinutes
     .map((b, i) => `<span><i class="swatch" style="background:${BOOT_COLORS[i % BOOT_COLORS.length]}"></i>boot ${b} min</span>`)
     .join("");
-  const figures: Array<[SpreadFigure, string, (v: number) => string]> = [
-    ["p95WaitSeconds", "p95 wait (min)", (v) => (v / 60).toFixed(1)],
-    ["minutesOverSla", `minutes over SLA (${duration(context.slaSeconds)})`, (v) => String(v)],
-    ["instanceHours", "instance-hours", (v) => v.toFixed(1)],
-    ["costUsd", costLabel(context.price), (v) => `$${Math.round(v).toLocaleString("en-US")}`],
+  // [figure, title, to the plotted unit, label of a plotted value]
+  const figures: Array<[SpreadFigure, string, (v: number) => number, (v: number) => string]> = [
+    ["p95WaitSeconds", "p95 wait (min)", (v) => v / 60, (v) => String(+v.toFixed(1))],
+    ["minutesOverSla", `minutes over SLA (${duration(context.slaSeconds)})`, (v) => v, String],
+    ["instanceHours", "instance-hours", (v) => v, (v) => String(+v.toFixed(1))],
+    ["costUsd", costLabel(context.price), (v) => v, (v) => `$${Math.round(v).toLocaleString("en-US")}`],
   ];
   return `<h2>Sensitivity</h2>
 <p>Every variant replayed over ${esc(describeGrid(grid))}. Dots: one run each, coloured by boot time; grey bar: min – max;
 black tick: the run above. A choice whose bar is short is robust to what we do not know.</p>
 <pre>${esc(renderSensitivityTable(runs, { slaSeconds: context.slaSeconds, price: context.price }))}</pre>
 <div class="legend">${legend}</div>
-${figures.map(([figure, title, format]) => spreadChart(runs, figure, title, format, grid.bootMinutes)).join("\n")}`;
+${figures.map(([figure, title, unit, format]) => spreadChart(runs, figure, title, unit, format, grid.bootMinutes)).join("\n")}`;
 }
 
 /** One row per variant: the grid's values of `figure` as dots on a shared axis. */
-function spreadChart(runs: readonly VariantRun[], figure: SpreadFigure, title: string, format: (v: number) => string, boots: readonly number[]): string {
+function spreadChart(
+  runs: readonly VariantRun[],
+  figure: SpreadFigure,
+  title: string,
+  unit: (v: number) => number,
+  format: (v: number) => string,
+  boots: readonly number[],
+): string {
   const rowH = 28;
   const labelW = 300;
   const height = MARGIN.top + runs.length * rowH + 24;
-  const max = niceCeiling(Math.max(0, ...runs.map((r) => Math.max(r.sensitivity.spread[figure].max, r.summary[figure]))));
+  const max = niceCeiling(Math.max(0, ...runs.map((r) => unit(Math.max(r.sensitivity.spread[figure].max, r.summary[figure])))));
   const plotW = WIDTH - labelW - MARGIN.right;
-  const x = (v: number) => labelW + (max === 0 ? 0 : (v / max) * plotW);
+  const x = (v: number) => labelW + (max === 0 ? 0 : (unit(v) / max) * plotW);
   const rows = runs.map((r, i) => {
     const y = MARGIN.top + i * rowH + rowH / 2;
     const { min, max: hi } = r.sensitivity.spread[figure];
     const dots = r.sensitivity.points.map((p) => {
       const fill = BOOT_COLORS[boots.indexOf(p.bootMinutes) % BOOT_COLORS.length] ?? "#555";
       const delay = p.metricDelay === "typical" ? "typical delay" : `delay ${p.metricDelay} min`;
-      return `<circle cx="${x(p.summary[figure]).toFixed(1)}" cy="${y}" r="4" fill="${fill}" fill-opacity="0.7"><title>${esc(`boot ${p.bootMinutes} min, ${delay}: ${format(p.summary[figure])}`)}</title></circle>`;
+      return `<circle cx="${x(p.summary[figure]).toFixed(1)}" cy="${y}" r="4" fill="${fill}" fill-opacity="0.7"><title>${esc(`boot ${p.bootMinutes} min, ${delay}: ${format(unit(p.summary[figure]))}`)}</title></circle>`;
     });
     return (
       `<text x="${labelW - 8}" y="${y + 4}" text-anchor="end" font-size="11">${esc(r.name.length > 44 ? `${r.name.slice(0, 43)}…` : r.name)}</text>` +
@@ -149,7 +157,7 @@ function spreadChart(runs: readonly VariantRun[], figure: SpreadFigure, title: s
     );
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
-    const px = x(f * max).toFixed(1);
+    const px = (labelW + f * plotW).toFixed(1);
     return `<line x1="${px}" x2="${px}" y1="${MARGIN.top}" y2="${height - 24}" stroke="#eee"/><text x="${px}" y="${height - 8}" text-anchor="middle" font-size="11">${esc(format(f * max))}</text>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" role="img" aria-label="${esc(title)}">
