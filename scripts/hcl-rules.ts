@@ -151,6 +151,7 @@ export const SCALING_VARIABLE_DEFAULTS: Readonly<Record<string, unknown>> = {
   max_size: 8,
   instance_warmup_seconds: 480,
   lifecycle_hook_timeout_seconds: 300,
+  launch_hook_timeout_seconds: 1800,
   gpu_instance_type: "p5.48xlarge",
 };
 const SCALING_VARIABLES_WITHOUT_FIXED_DEFAULT = [
@@ -620,7 +621,8 @@ const workerDefaults: Rule = {
       ["aws_autoscaling_lifecycle_hook", "heartbeat_timeout", "lifecycle_hook_timeout_seconds"],
     ];
     for (const [type, arg, name] of wiring) {
-      const users = resources(module, type).filter(({ body }) => arg in body);
+      // The launch hook (model ready) has its own timeout; only the termination hook must outlast the drain.
+      const users = resources(module, type).filter(({ body }) => arg in body && body.lifecycle_transition !== "autoscaling:EC2_INSTANCE_LAUNCHING");
       if (users.length === 0) violations.push(`no ${type} sets ${arg}`);
       for (const { address, body } of users) {
         if (body[arg] !== `\${var.${name}}`) violations.push(`${address}.${arg} is not var.${name}`);

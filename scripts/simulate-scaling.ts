@@ -7,8 +7,10 @@
  *   make simulate ARGS="--compare terraform/examples/a.tfvars,b.tfvars --profile diurnal"
  *   make simulate ARGS="--profile csv --csv arrivals.csv --set min_size=0"
  *
- * Prints a comparison table, writes out/scaling/<name>.json and out/scaling/report.html, and ends with one JSON
- * line: the summary per variant. The model and its assumptions: scripts/scaling/*.ts and terraform/README.md.
+ * Prints the inputs (with the price's date and the model's assumptions), warm-up warnings, a comparison table and
+ * the sensitivity table (spread over metric delay × boot time), writes out/scaling/<name>.json and
+ * out/scaling/report.html, and ends with one JSON line: per variant the summary and the spreads. The model and its
+ * assumptions: scripts/scaling/*.ts and terraform/README.md.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -16,11 +18,15 @@ import { parseArgs } from "node:util";
 import { readVariableDefaults } from "./hcl.ts";
 import { ConfigError } from "../shared/errors.ts";
 import { resolveThroughput } from "./scaling/bench-throughput.ts";
-import { hourlyPrice } from "./scaling/instance-pricing.ts";
+import { hourlyPrice, type HourlyPrice } from "./scaling/instance-pricing.ts";
 import { arrivalsPerMinute, parseArrivalsCsv, type LoadProfileSpec } from "./scaling/load-profile.ts";
+import { describeDelay, QUEUE_SLEEP_MINUTES, WAKE_UP_MAX_DELAY_MINUTES, type MetricDelaySpec } from "./scaling/metric-delay.ts";
 import { renderHtmlReport } from "./scaling/report-html.ts";
-import { renderTable } from "./scaling/report-table.ts";
+import { reportJson, summaryLine } from "./scaling/report-json.ts";
+import { describeGrid, renderSensitivityTable, renderTable } from "./scaling/report-table.ts";
+import { TARGET_TRACKING_ASSUMPTIONS } from "./scaling/scaling-policy.ts";
 import { FALLBACKS, parseAssignments, toScalingVariables } from "./scaling/scaling-variables.ts";
+import { DEFAULT_SWEEP } from "./scaling/sensitivity.ts";
 import type { ModelOptions } from "./scaling/simulation.ts";
 import { runVariant, type VariantRun } from "./scaling/variant.ts";
 
@@ -43,16 +49,24 @@ Variables (terraform/ defaults, or a .tfvars)
 Model
   --throughput <jobs/s>    per InService instance; default out/bench.json jobs_per_s_per_instance, else 100
   --bench <file>           default out/bench.json
-  --boot-minutes <n>       launch to taking jobs (p5 boot + model load); default 8
+  --boot-minutes <n>       launch to serving (EC2 boot, vLLM install, weights, engine start); default 15
+  --ec2-inservice-minutes <n>  launch to EC2 InService without a launch hook; default 2
   --worker-concurrency <n> jobs a busy worker holds in flight; default 1024 (vLLM max-num-seqs)
   --job-seconds <s>        time a job is in flight; default worker-concurrency ÷ throughput (Little's law)
-  --metric-lag-minutes <n> delay before an alarm sees a minute's datapoint; default 1
+  --metric-delay typical|<min>  how late alarms see a minute's datapoint: a fixed delay, or typical (default):
+                           seeded draws, 1–4 min with a tail to 10 (assumed)
+  --seed <n>               seed of the delay draws; default 1
+  --idle-before-minutes <n>  the queue was idle this long before minute 0 (≥ 360: asleep, no SQS metrics
+                           until it wakes, then up to 15 min late); default 0
   --initial-instances <n>  InService at minute 0; default min_size
   --scale-in-protection on|off   on (default): cooperative scale-in as worker/scale-in.ts does it — workers stay
                            protected; the surplus stops intake, finishes its jobs, unprotects and is terminated.
                            off: the ASG terminates the surplus at once; it drains through the lifecycle hook
   --sla-minutes <n>        default 5
-  --price <USD/h>          default: the table price of gpu_instance_type (p5.48xlarge $98.32)
+  --price <USD/h>          default: gpu_instance_type's on-demand price in scripts/scaling/instance-pricing.ts
+                           (p5.48xlarge $55.04, us-east-1, dated); --price is dated to the run
+Every report also replays each variant over metric delay 1, 2, 3, 4 min and typical × boot 8, 15, 20 min and
+shows the spread (min – max) of p95 wait, minutes over SLA, instance-hours and cost.
 Output
   --name <name>            out/scaling/<name>.json; default the profile name
   --out-dir <dir>          default out/scaling
@@ -75,10 +89,13 @@ const options = {
   single: { type: "boolean", default: false },
   throughput: { type: "string" },
   bench: { type: "string", default: "out/bench.json" },
-  "boot-minutes": { type: "string", default: "8" },
+  "boot-minutes": { type: "string", default: "15" },
+  "ec2-inservice-minutes": { type: "string", default: "2" },
   "worker-concurrency": { type: "string", default: "1024" },
   "job-seconds": { type: "string" },
-  "metric-lag-minutes": { type: "string", default: "1" },
+  "metric-delay": { type: "string", default: "typical" },
+  seed: { type: "string", default: "1" },
+  "idle-before-minutes": { type: "string", default: "0" },
   "initial-instances": { type: "string" },
   "scale-in-protection": { type: "string", default: "on" },
   "sla-minutes": { type: "string", default: "5" },
@@ -111,41 +128,78 @@ async function main(): Promise<void> {
   const model: ModelOptions = {
     throughputJobsPerSecond: throughput.jobsPerSecond,
     bootSeconds: number(flags, "boot-minutes", 0) * 60,
+    ec2InServiceSeconds: number(flags, "ec2-inservice-minutes", 0) * 60,
     jobSeconds: optionalNumber(flags, "job-seconds", 0) ?? concurrency / throughput.jobsPerSecond,
-    metricLagMinutes: Math.round(number(flags, "metric-lag-minutes", 0)),
+    metricDelay: metricDelay(flags["metric-delay"]),
+    seed: Math.round(number(flags, "seed", 0)),
+    idleBeforeMinutes: Math.round(number(flags, "idle-before-minutes", 0)),
     initialInstances: optionalNumber(flags, "initial-instances", 0),
     scaleIn: onOff(flags["scale-in-protection"], "scale-in-protection") ? "cooperative" : "unprotected",
   };
   const slaSeconds = number(flags, "sla-minutes", 0) * 60;
   const priceFlag = optionalNumber(flags, "price", 0);
+  const runDate = new Date().toISOString().slice(0, 10);
 
   const runs: VariantRun[] = variants.map(({ name, raw }) => {
     const vars = toScalingVariables(raw);
-    const pricePerHour = hourlyPrice(vars.gpuInstanceType, priceFlag);
-    return runVariant(name, vars, arrivals, model, { slaSeconds, pricePerHour });
+    return runVariant(name, vars, arrivals, model, { slaSeconds, price: hourlyPrice(vars.gpuInstanceType, priceFlag, runDate) });
   });
-  const prices = [...new Set(runs.map((r) => r.pricePerHour))];
-  const samePrice = prices.length === 1 ? prices[0] : undefined;
+  const price = commonPrice(runs);
   const name = flags.name ?? (profile.kind === "csv" ? path.basename(flags.csv ?? flags.profile, ".csv") : profile.kind);
   const inputs = [
     `profile: ${describeProfile(profile, arrivals)}`,
-    `throughput: ${throughput.jobsPerSecond} jobs/s per InService instance (${throughput.source})`,
-    `boot to ready: ${model.bootSeconds / 60} min; job in flight: ${model.jobSeconds.toFixed(1)} s; metric lag: ${model.metricLagMinutes} min; ` +
-      `scale-in: ${model.scaleIn === "cooperative" ? "cooperative (protected workers; the surplus finishes its jobs, then leaves)" : "unprotected (terminated at once, drained by the hook)"}`,
-    `SLA: oldest visible message younger than ${slaSeconds / 60} min; price: ${prices.map((p) => `$${p}/h`).join(", ")}`,
+    `throughput: ${throughput.jobsPerSecond} jobs/s per serving instance (${throughput.source})`,
+    `boot: launch → EC2 InService ${(model.ec2InServiceSeconds ?? 0) / 60} min → vLLM ready ${model.bootSeconds / 60} min after launch; ` +
+      `job in flight: ${model.jobSeconds.toFixed(1)} s; metric delay: ${describeDelay(model.metricDelay)}, seed ${model.seed}` +
+      (model.idleBeforeMinutes ? `; queue idle ${model.idleBeforeMinutes} min before the start` : ""),
+    `scale-in: ${model.scaleIn === "cooperative" ? "cooperative (protected workers; the surplus finishes its jobs, then leaves)" : "unprotected (terminated at once, drained by the hook)"}`,
+    `SLA: oldest visible message younger than ${slaSeconds / 60} min; price: ${describePrices(runs)}`,
+    `sensitivity: ${describeGrid(DEFAULT_SWEEP)}`,
   ];
+  const assumptions = [
+    TARGET_TRACKING_ASSUMPTIONS,
+    `metric delay distribution (typical) and ~2 min from launch to EC2 InService`,
+    `a queue idle ${QUEUE_SLEEP_MINUTES / 60} h sleeps; its first metrics after waking are 1–${WAKE_UP_MAX_DELAY_MINUTES} min late (uniform)`,
+  ];
+  const warnings = runs.flatMap((r) => r.warnings.map((w) => `WARNING ${r.name}: ${w}`));
 
   const outDir = flags["out-dir"];
   await mkdir(outDir, { recursive: true });
   const jsonFile = path.join(outDir, `${name}.json`);
   const htmlFile = path.join(outDir, "report.html");
-  await writeFile(jsonFile, `${JSON.stringify(toJson(name, inputs, profile, model, slaSeconds, runs), null, 1)}\n`);
-  await writeFile(htmlFile, renderHtmlReport(runs, { title: `Scaling simulation: ${name}`, inputs, slaSeconds, pricePerHour: samePrice }));
+  const report = { name, inputs, profile, model, slaSeconds, assumptions };
+  await writeFile(jsonFile, `${JSON.stringify(reportJson(report, runs), null, 1)}\n`);
+  const htmlInputs = [...inputs, ...assumptions.map((a) => `assumed: ${a}`)];
+  await writeFile(htmlFile, renderHtmlReport(runs, { title: `Scaling simulation: ${name}`, inputs: htmlInputs, slaSeconds, price }));
 
-  process.stdout.write(`${inputs.join("\n")}\n\n${renderTable(runs, { slaSeconds, pricePerHour: samePrice })}\n\n`);
-  process.stdout.write(`wrote ${jsonFile} and ${htmlFile}\n`);
-  const summaryLine = { name, json: jsonFile, html: htmlFile, variants: runs.map((r) => ({ name: r.name, ...r.summary })) };
-  process.stdout.write(`${JSON.stringify(summaryLine)}\n`);
+  const text = [
+    inputs.join("\n"),
+    assumptions.map((a) => `assumed: ${a}`).join("\n"),
+    ...(warnings.length > 0 ? [warnings.join("\n")] : []),
+    renderTable(runs, { slaSeconds, price }),
+    renderSensitivityTable(runs, { slaSeconds, price }),
+    `wrote ${jsonFile} and ${htmlFile}`,
+  ];
+  process.stdout.write(`${text.join("\n\n")}\n`);
+  process.stdout.write(`${JSON.stringify(summaryLine(name, { json: jsonFile, html: htmlFile }, runs, price))}\n`);
+}
+
+/** The price every variant pays, or undefined when they differ (one instance type per run is the usual case). */
+function commonPrice(runs: readonly VariantRun[]): HourlyPrice | undefined {
+  const first = runs[0]?.price;
+  return first && runs.every((r) => r.price.usdPerHour === first.usdPerHour && r.price.date === first.date) ? first : undefined;
+}
+
+function describePrices(runs: readonly VariantRun[]): string {
+  const prices = [...new Set(runs.map((r) => `$${r.price.usdPerHour}/h (${r.price.source}, price of ${r.price.date})`))];
+  return prices.join("; ");
+}
+
+function metricDelay(raw: string): MetricDelaySpec {
+  if (raw === "typical") return raw;
+  const minutes = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(minutes) || minutes < 0) throw new ConfigError([`--metric-delay ${raw}: expected typical or a whole number of minutes ≥ 0`]);
+  return minutes;
 }
 
 /** The variable sets to compare, named for the table. */
@@ -223,44 +277,6 @@ function describeProfile(profile: LoadProfileSpec, arrivals: number[]): string {
     case "csv":
       return `csv, ${span}`;
   }
-}
-
-function toJson(name: string, inputs: string[], profile: LoadProfileSpec, model: ModelOptions, slaSeconds: number, runs: VariantRun[]) {
-  const r2 = (v: number) => Math.round(v * 100) / 100;
-  return {
-    name,
-    inputs,
-    profile: profile.kind === "csv" ? { kind: "csv", minutes: profile.arrivals.length } : profile,
-    model,
-    slaSeconds,
-    variants: runs.map((run) => {
-      const m = run.result.minutes;
-      const alarmNames = [...new Set(m.flatMap((x) => Object.keys(x.alarms)))];
-      return {
-        name: run.name,
-        variables: run.variables,
-        pricePerHour: run.pricePerHour,
-        summary: run.summary,
-        actions: run.result.actions,
-        // Columns, one value per minute: compact, and easy to plot elsewhere.
-        series: {
-          arrivals: m.map((x) => r2(x.arrivals)),
-          started: m.map((x) => r2(x.started)),
-          depth: m.map((x) => r2(x.depth)),
-          inFlight: m.map((x) => r2(x.inFlight)),
-          oldestAgeSeconds: m.map((x) => r2(x.oldestAgeSeconds)),
-          meanWaitSeconds: m.map((x) => r2(x.meanWaitSeconds)),
-          inService: m.map((x) => x.inService),
-          pending: m.map((x) => x.pending),
-          leaving: m.map((x) => x.leaving),
-          draining: m.map((x) => x.draining),
-          desired: m.map((x) => x.desired),
-          billed: m.map((x) => x.billed),
-          alarms: Object.fromEntries(alarmNames.map((a) => [a, m.map((x) => x.alarms[a] ?? null)])),
-        },
-      };
-    }),
-  };
 }
 
 function onOff(value: string, name: string): boolean {

@@ -261,6 +261,17 @@ variable "lifecycle_hook_timeout_seconds" {
   }
 }
 
+variable "launch_hook_timeout_seconds" {
+  description = "Launch lifecycle hook timeout (s). A new worker stays Pending:Wait until vLLM answers /health (its bootstrap then completes the hook), so it enters InService - and GroupInServiceInstances and its scaling policies' warm-up, which AWS counts from InService - only once it takes jobs. A boot not ready by then is abandoned and replaced. 0: no launch hook; instances are InService about 2 min after launch while the model still loads, and every warm-up must then cover the rest of the boot. Default: the worker unit's start timeout."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.launch_hook_timeout_seconds == 0 || (var.launch_hook_timeout_seconds >= 30 && var.launch_hook_timeout_seconds <= 7200)
+    error_message = "launch_hook_timeout_seconds must be 0 (no launch hook) or 30-7200 (ASG limit)."
+  }
+}
+
 variable "worker_log_retention_days" {
   description = "Retention of the worker and vLLM log group."
   type        = number
@@ -342,7 +353,7 @@ variable "desired_capacity" {
 }
 
 variable "instance_warmup_seconds" {
-  description = "Seconds from launch until a worker serves (boot, model download and load, vLLM start). The ASG's default instance warmup and health-check grace: metrics of warming instances do not count."
+  description = "The ASG's default instance warm-up and health-check grace, and the scale-from-zero policy's warm-up (s), counted from InService: with the launch hook (launch_hook_timeout_seconds) that is when vLLM serves; without it, about 2 min after launch, so it must then also cover the model load (boot, model download, vLLM start)."
   type        = number
   default     = 480
 
@@ -531,7 +542,7 @@ variable "target_tracking_metric" {
 }
 
 variable "target_tracking_warmup_seconds" {
-  description = "Target-tracking mode: seconds a new worker is left out of current capacity (its estimated instance warmup). Boot and model load plus the time its work takes to show in the metric (a minute of SQS lag and the 3-minute scale-out alarm): shorter, and the policy counts the worker while the metric still shows the load without it, and adds another."
+  description = "Target-tracking mode: seconds a new worker is left out of current capacity (its estimated instance warm-up), counted from InService. It must cover the time the worker's effect takes to show in the metric (SQS metric delay, typically 1-4 min, and the 3-minute scale-out alarm) and, without the launch hook, the model load as well: shorter, and the policy counts the worker while the metric still shows the load without it, and adds another."
   type        = number
   default     = 600
 
@@ -627,7 +638,7 @@ variable "no_workers_alarm_threshold" {
 }
 
 variable "no_workers_alarm_evaluation_periods" {
-  description = "Periods with too few in-service workers before alarming. Keep above the warmup so a scale from zero does not page."
+  description = "Periods with too few in-service workers before alarming. With min_size 0, keep above a cold start so a scale from zero does not page: activation alarm + boot to InService (with the launch hook, until vLLM serves: ~15 min on a p5), plus up to 15 min when the queue was idle 6 h and its metrics wake up late."
   type        = number
   default     = 10
 

@@ -1,11 +1,13 @@
 # GPU workers: one vLLM server and one worker process per instance, in an ASG over the private subnets.
+# Launch waits for the model: a launch lifecycle hook keeps a new instance out of InService until vLLM serves.
 # Termination is graceful: every worker protects its instance from scale-in and, when the group has more in service
 # than desired, the surplus workers finish their jobs before lifting it (worker/scale-in.ts); a lifecycle hook holds
 # a terminating instance while the worker drains (stop polling, finish or release in-flight jobs).
 
 locals {
-  asg_name  = "${var.name}-workers"
-  hook_name = "${var.name}-drain"
+  asg_name         = "${var.name}-workers"
+  hook_name        = "${var.name}-drain"
+  launch_hook_name = "${var.name}-model-ready"
 
   # Non-secret worker settings, stored in SSM and read at every service start. Keys are the worker's env
   # variables (shared/config.ts). DATABASE_URL, REDIS_URL and HF_TOKEN are built from Secrets Manager on the
@@ -118,6 +120,7 @@ resource "aws_launch_template" "worker" {
     stop_timeout_sec   = ceil(var.drain_deadline_ms / 1000) + 30
     asg_name           = local.asg_name
     hook_name          = local.hook_name
+    launch_hook_name   = var.launch_hook_timeout_seconds > 0 ? local.launch_hook_name : ""
   }))
 
   tag_specifications {
@@ -187,4 +190,19 @@ resource "aws_autoscaling_lifecycle_hook" "drain" {
   lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
   heartbeat_timeout      = var.lifecycle_hook_timeout_seconds
   default_result         = "CONTINUE"
+}
+
+# Launch hook: a new instance waits in Pending:Wait until vLLM answers /health; llm-fleet-ready (user data)
+# then completes the action. AWS counts warm-up and GroupInServiceInstances from InService, so until the model
+# serves the scaling policies neither count the instance as capacity nor divide the backlog by it, and the
+# health-check grace starts when it serves. A boot that never gets there is abandoned and replaced at the timeout.
+# Created after the group, so the instances of its first apply boot without it (the script then finds no action
+# to complete and carries on).
+resource "aws_autoscaling_lifecycle_hook" "model_ready" {
+  count                  = var.launch_hook_timeout_seconds > 0 ? 1 : 0
+  name                   = local.launch_hook_name
+  autoscaling_group_name = aws_autoscaling_group.workers.name
+  lifecycle_transition   = "autoscaling:EC2_INSTANCE_LAUNCHING"
+  heartbeat_timeout      = var.launch_hook_timeout_seconds
+  default_result         = "ABANDON"
 }

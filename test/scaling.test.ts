@@ -16,6 +16,7 @@ import { AutoScalingGroup, type ScaleInMode } from "../scripts/scaling/auto-scal
 import { arrivalsPerMinute, parseArrivalsCsv } from "../scripts/scaling/load-profile.ts";
 import { FluidQueue } from "../scripts/scaling/queue-model.ts";
 import { FALLBACKS, toScalingVariables } from "../scripts/scaling/scaling-variables.ts";
+import { HOURLY_PRICE_USD, PRICE_TABLE_DATE } from "../scripts/scaling/instance-pricing.ts";
 import { readVariableDefaults } from "../scripts/hcl.ts";
 import { simulate, type ModelOptions, type SimulationResult } from "../scripts/scaling/simulation.ts";
 import { summarize, waitQuantile } from "../scripts/scaling/summary.ts";
@@ -35,7 +36,7 @@ test("hand-checked: constant load above one instance's capacity scales out once 
   //   6.25 < t < 23.5, i.e. end-of-minute samples t = 7…23: minutes 6…22, 17 minutes.
   //   Instance-minutes: 60 + (60 − 4) = 116; at $60/h: $116.
   const vars = toScalingVariables({ min_size: 1, max_size: 2, scale_down_threshold: 0 });
-  const result = simulate(vars, new Array(60).fill(100), { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricLagMinutes: 0 });
+  const result = simulate(vars, new Array(60).fill(100), { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricDelay: 0 });
   const summary = summarize(result, { slaSeconds: 150, pricePerHour: 60 });
 
   assert.deepEqual(result.actions.map((a) => [a.minute, a.policy, a.from, a.to]), [[3, "scale-up", 1, 2]]);
@@ -64,7 +65,7 @@ test("hand-checked: cooperative scale-in shrinks a busy fleet; volunteers are bi
   // Unprotected, a terminated worker drains ceil(30 / 60) = 1 minute instead: 3 in 0–5, 2 in 6–15, 1 in 16–29:
   // 18 + 20 + 14 = 52. With the default threshold (10) the backlog of 30 never breaches: no scale-in at all.
   const raw = { min_size: 1, max_size: 3, scale_up_threshold: 100, scale_down_threshold: 50 };
-  const model: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricLagMinutes: 0, initialInstances: 3 };
+  const model: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 30, metricDelay: 0, initialInstances: 3 };
   const arrivals = new Array(30).fill(60);
   const cooperative = simulate(toScalingVariables(raw), arrivals, model);
   assert.deepEqual(cooperative.actions.map((a) => [a.minute, a.policy, a.from, a.to]), [[4, "scale-down", 3, 2], [14, "scale-down", 2, 1]]);
@@ -85,23 +86,33 @@ test("hand-checked: cooperative scale-in shrinks a busy fleet; volunteers are bi
 });
 
 test("group: a scale-out during a volunteer's leave calls it back before launching; Pending instances go first", () => {
-  const group = new AutoScalingGroup({ minSize: 1, maxSize: 4, bootMinutes: 8, drainMinutes: 1, leaveMinutes: 2, initialInService: 3, scaleIn: "cooperative" });
+  const group = new AutoScalingGroup({
+    minSize: 1,
+    maxSize: 4,
+    bootMinutes: 8,
+    ec2InServiceMinutes: 2,
+    launchHookTimeoutMinutes: 30,
+    drainMinutes: 1,
+    leaveMinutes: 2,
+    initialInService: 3,
+    scaleIn: "cooperative",
+  });
   group.setDesired(2, 5);
-  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 1, draining: 0 });
+  assert.deepEqual(group.counts(), { pending: 0, loading: 0, inService: 2, leaving: 1, draining: 0 });
   assert.equal(group.inServiceMetric(), 3, "still InService to CloudWatch");
   group.setDesired(3, 6);
-  assert.deepEqual(group.counts(), { pending: 0, inService: 3, leaving: 0, draining: 0 });
+  assert.deepEqual(group.counts(), { pending: 0, loading: 0, inService: 3, leaving: 0, draining: 0 });
   group.setDesired(4, 6);
-  assert.deepEqual(group.counts(), { pending: 1, inService: 3, leaving: 0, draining: 0 });
+  assert.deepEqual(group.counts(), { pending: 1, loading: 0, inService: 3, leaving: 0, draining: 0 });
   group.setDesired(2, 7);
-  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 1, draining: 0 });
+  assert.deepEqual(group.counts(), { pending: 0, loading: 0, inService: 2, leaving: 1, draining: 0 });
   group.advance(8);
   assert.equal(group.billable(), 3);
   group.advance(9);
-  assert.deepEqual(group.counts(), { pending: 0, inService: 2, leaving: 0, draining: 0 });
+  assert.deepEqual(group.counts(), { pending: 0, loading: 0, inService: 2, leaving: 0, draining: 0 });
 });
 
-const BASE_MODEL: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 20, metricLagMinutes: 1 };
+const BASE_MODEL: ModelOptions = { throughputJobsPerSecond: 1, bootSeconds: 480, jobSeconds: 20, metricDelay: 1 };
 
 interface Scenario {
   name: string;
@@ -187,7 +198,7 @@ function checkStepTiming(label: string, vars: ReturnType<typeof toScalingVariabl
  * the alarm module: the datapoints the alarm could see (lag 1) over its evaluation periods were all below threshold.
  */
 function checkScaleInOnLowAlarm(label: string, vars: ReturnType<typeof toScalingVariables>, result: SimulationResult, minutes: number): void {
-  const lag = BASE_MODEL.metricLagMinutes;
+  const lag = BASE_MODEL.metricDelay as number;
   const step = vars.scalingMode === "step";
   const periods = step ? vars.scaleDownEvaluationPeriods : 15;
   const threshold = step ? vars.scaleDownThreshold : 0.9 * vars.targetBacklogPerInstance;
@@ -229,16 +240,18 @@ test("min_size 0: from zero instances a backlog triggers a launch and the first 
 });
 
 test("min_size 0: the activation stops once desired is above 0, so scale-ups during the first boot stand", () => {
+  // No launch hook, so the first instance is InService 2 min after launch, long before it serves (boot 8 min).
   // 200 jobs/min against a fleet of zero. Visible: 200, 400, … The activation alarm (2 periods, lag 1) sees
-  // desired 0 with a backlog in minutes 0–1: ALARM at the end of minute 2 → desired 1 (launch at 3). At the end of
-  // minute 3 it still sees desired 0 (minutes 1–2) and stays in ALARM, but adding to "warmed-up 0 + 1" changes
-  // nothing. The step alarm (visible > 100) is in ALARM from minute 2 on; its warmup (300 s) counts the launch of
-  // minute 3 as capacity until minute 8: at the end of minute 7, 1 warmed up + 1 → 2; then every 5 min, up to max.
-  const vars = toScalingVariables({ min_size: 0, max_size: 4 });
+  // desired 0 with a backlog in minutes 0–1: ALARM at the end of minute 2 → desired 1 (launch at 3, InService at 5).
+  // At the end of minute 3 it still sees desired 0 (minutes 1–2) and stays in ALARM, but adding to "warmed-up 0 +
+  // 1" changes nothing. The step alarm (visible > 100) is in ALARM from minute 2 on; its warm-up (300 s) counts
+  // from InService, so the instance of minute 3 is warmed up at 10: at the end of minute 9, 1 + 1 → 2 (launch at 10,
+  // InService 12, warmed up 17); then every 7 minutes, up to max.
+  const vars = toScalingVariables({ min_size: 0, max_size: 4, launch_hook_timeout_seconds: 0 });
   const result = simulate(vars, new Array(40).fill(200), BASE_MODEL);
   assert.deepEqual(
     result.actions.map((a) => [a.minute, a.policy, a.from, a.to]),
-    [[2, "activation", 0, 1], [7, "scale-up", 1, 2], [12, "scale-up", 2, 3], [17, "scale-up", 3, 4]],
+    [[2, "activation", 0, 1], [9, "scale-up", 1, 2], [16, "scale-up", 2, 3], [23, "scale-up", 3, 4]],
   );
   assert.equal(result.minutes[3]!.alarms.activation, "ALARM");
   assert.equal(result.minutes[4]!.alarms.activation, "OK");
@@ -313,21 +326,52 @@ test("variables: the fallbacks mirror terraform/variables.tf, so a run without t
   }
 });
 
-test("CLI: default spike run compares step and target tracking, writes JSON and HTML, ends with a JSON line", async () => {
+test("CLI: default spike run compares step and target tracking, with the price's date and the sensitivity, in text, JSON and HTML", async () => {
   const outDir = await mkdtemp(path.join(tmpdir(), "scaling-"));
   try {
     const cli = path.join(import.meta.dirname, "..", "scripts", "simulate-scaling.ts");
-    const { stdout } = await run(process.execPath, ["--import", "tsx", cli, "--profile", "spike", "--out-dir", outDir, "--bench", path.join(outDir, "none.json")], {
-      cwd: path.join(import.meta.dirname, ".."),
-    });
-    const last = JSON.parse(stdout.trim().split("\n").at(-1)!) as { variants: Array<{ name: string; costUsd: number }> };
+    const cliRun = (...extra: string[]) =>
+      run(process.execPath, ["--import", "tsx", cli, "--profile", "spike", "--out-dir", outDir, "--bench", path.join(outDir, "none.json"), ...extra], {
+        cwd: path.join(import.meta.dirname, ".."),
+      });
+    const { stdout } = await cliRun();
+    interface Spread {
+      min: number;
+      max: number;
+    }
+    interface Line {
+      price_per_hour: number;
+      price_date: string;
+      variants: Array<{ name: string; costUsd: number; p95WaitSeconds: number; instanceHours: number; p95_wait_s: Spread; instance_hours: Spread; price_date: string }>;
+    }
+    const last = JSON.parse(stdout.trim().split("\n").at(-1)!) as Line;
     assert.deepEqual(last.variants.map((v) => v.name.split(",")[0]), ["step", "target tracking"]);
-    assert.ok(last.variants.every((v) => v.costUsd > 0));
-    const json = JSON.parse(await readFile(path.join(outDir, "spike.json"), "utf8")) as { variants: Array<{ series: { depth: number[] } }> };
+    assert.deepEqual([last.price_per_hour, last.price_date], [HOURLY_PRICE_USD["p5.48xlarge"], PRICE_TABLE_DATE]);
+    for (const v of last.variants) {
+      assert.ok(v.costUsd > 0);
+      assert.equal(v.price_date, PRICE_TABLE_DATE);
+      // The default inputs (boot 15 min, typical delay) are a point of the grid: inside the spread.
+      assert.ok(v.p95_wait_s.min <= v.p95WaitSeconds && v.p95WaitSeconds <= v.p95_wait_s.max, `${v.name} p95`);
+      assert.ok(v.instance_hours.min <= v.instanceHours && v.instanceHours <= v.instance_hours.max, `${v.name} instance-hours`);
+    }
+    assert.match(stdout, new RegExp(`price of ${PRICE_TABLE_DATE}`));
+    assert.match(stdout, /^sensitivity, min – max over metric delay 1, 2, 3, 4 min and typical × boot 8, 15, 20 min/m);
+    assert.match(stdout, /^assumed: target-tracking alarms 3 × 1 min/m);
+    const json = JSON.parse(await readFile(path.join(outDir, "spike.json"), "utf8")) as { variants: Array<{ series: { depth: number[] }; sensitivity: { points: unknown[] } }> };
     assert.equal(json.variants[0]!.series.depth.length, 240);
+    assert.equal(json.variants[0]!.sensitivity.points.length, 15);
     const html = await readFile(path.join(outDir, "report.html"), "utf8");
     assert.ok(html.includes("<svg") && !html.includes("<script"));
+    assert.ok(html.includes("<h2>Sensitivity</h2>") && html.includes(`price of ${PRICE_TABLE_DATE}`));
     assert.ok((await stat(path.join(outDir, "report.html"))).size > 10_000);
+
+    const today = () => new Date().toISOString().slice(0, 10);
+    const before = today();
+    const priced = await cliRun("--price", "40", "--single");
+    const line = JSON.parse(priced.stdout.trim().split("\n").at(-1)!) as Line;
+    assert.equal(line.price_per_hour, 40);
+    assert.ok([before, today()].includes(line.price_date), `--price is dated to the run, not ${line.price_date}`);
+    assert.match(priced.stdout, /price: \$40\/h \(--price, price of /);
   } finally {
     await rm(outDir, { recursive: true, force: true });
   }

@@ -160,6 +160,7 @@ describe("worker user data", () => {
     stop_timeout_sec: "150",
     asg_name: "llm-fleet-workers",
     hook_name: "llm-fleet-drain",
+    launch_hook_name: "llm-fleet-model-ready",
   };
 
   for (const hf of ["with", "without"]) {
@@ -169,11 +170,29 @@ describe("worker user data", () => {
       assert.equal(script.includes("export HF_TOKEN="), hf === "with");
       assert.equal(bashSyntaxErrors(script), "");
       const installed = [...script.matchAll(/<<'SCRIPT'\n([\s\S]*?)\nSCRIPT\n/g)].map((m) => m[1]!);
-      assert.equal(installed.length, 4, "llm-fleet-exec, -vllm, -wait-vllm, -lifecycle");
+      assert.equal(installed.length, 5, "llm-fleet-exec, -vllm, -wait-vllm, -ready, -lifecycle");
       for (const body of installed) assert.equal(bashSyntaxErrors(body), "", body.split("\n", 3).join("\n"));
       assert.match(script, /TimeoutStopSec=150\n/);
     });
   }
+
+  it("holds the launch until vLLM serves: the ready script completes the launch hook, and the worker starts after it", async () => {
+    const template = await readFile(path.join(TERRAFORM, "templates", "user_data.sh.tftpl"), "utf8");
+    const ready = (hook: string) => {
+      const script = renderTemplate(template, { ...vars, launch_hook_name: hook });
+      return /cat > \/usr\/local\/bin\/llm-fleet-ready <<'SCRIPT'\n([\s\S]*?)\nSCRIPT\n/.exec(script)?.[1] ?? "";
+    };
+    const body = ready("llm-fleet-model-ready");
+    const health = body.indexOf("http://127.0.0.1:8000/health");
+    const complete = body.indexOf("complete-lifecycle-action");
+    assert.ok(health > 0 && complete > health, "completes the hook only after /health answers");
+    assert.match(body, /hook="llm-fleet-model-ready"/);
+    assert.match(body, /--lifecycle-action-result CONTINUE/);
+    assert.match(ready(""), /hook=""\n/, "no hook: the script only waits for /health");
+    const script = renderTemplate(template, vars);
+    assert.match(script, /\[Unit\]\nDescription=LLM fleet worker[^\n]*\nAfter=[^\n]*llm-fleet-ready\.service/);
+    assert.match(script, /systemctl enable --now [^\n]*llm-fleet-ready\.service/);
+  });
 });
 
 const TF_ENV = { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1", TF_CLI_CONFIG_FILE: "/dev/null" };

@@ -1,10 +1,15 @@
 /**
  * The Auto Scaling group's instances, minute by minute.
  *
- * - A launched instance is Pending for `bootMinutes` (EC2 boot of a p5 plus model load) and then InService; only
- *   InService instances take jobs. It costs money from launch.
+ * - Boot in phases: launch → EC2 InService (`ec2InServiceMinutes`, ~2 min) → model ready (`bootMinutes` after
+ *   launch: vLLM installed, weights downloaded, engines started). Only ready instances take jobs; every instance
+ *   costs money from launch. Without a launch lifecycle hook an instance is InService (counted in
+ *   GroupInServiceInstances, its warm-up running) while its model still loads ("loading"). With the hook
+ *   (`launchHookTimeoutMinutes` > 0) it stays Pending:Wait until the model is ready and goes InService then; one
+ *   whose boot outlasts the hook's timeout is abandoned (terminated) and the ASG launches a replacement.
+ * - Warm-up counts from InService, as AWS counts it (not from launch, not from model ready).
  * - Desired capacity is clamped to [min, max], as the ASG does for every scaling policy.
- * - Scale-in removes Pending instances first (no worker yet, so nothing protects them and nothing is lost).
+ * - Scale-in removes Pending, then loading instances first (no worker yet: nothing protects them, nothing is lost).
  * - Beyond those, it depends on `scaleIn`:
  *   "cooperative" (worker/scale-in.ts, the default): every worker keeps its instance protected from scale-in, so
  *     lowering desired terminates nothing by itself. Each minute the workers read the group; when InService >
@@ -20,14 +25,19 @@
  *     and no longer counts towards the group, as in AWS.
  */
 
-export type InstanceState = "pending" | "in_service" | "leaving" | "draining";
+export type InstanceState = "pending" | "loading" | "in_service" | "leaving" | "draining";
 export type ScaleInMode = "cooperative" | "unprotected";
 
 export interface Instance {
   id: number;
   state: InstanceState;
   launchedAt: number;
+  /** When the ASG puts it InService: warm-up and GroupInServiceInstances count from here. */
+  inServiceAt: number;
+  /** When its model serves: it takes jobs from here. */
   readyAt: number;
+  /** With a launch hook that times out first: when the ASG abandons it. */
+  abandonAt?: number;
   /** Leaving or draining: the minute it is gone. */
   goneAt?: number;
 }
@@ -35,7 +45,12 @@ export interface Instance {
 export interface GroupOptions {
   minSize: number;
   maxSize: number;
+  /** Launch to model ready. */
   bootMinutes: number;
+  /** Launch to EC2 InService without a launch hook. */
+  ec2InServiceMinutes: number;
+  /** Launch hook timeout; 0: no launch hook. */
+  launchHookTimeoutMinutes: number;
   /** Unprotected scale-in: minutes in Terminating:Wait while the worker drains. */
   drainMinutes: number;
   /** Cooperative scale-in: minutes from the decision until a volunteer has finished its jobs and is gone. */
@@ -47,6 +62,8 @@ export interface GroupOptions {
 
 export interface GroupCounts {
   pending: number;
+  /** InService to AWS, model still loading: no jobs (no launch hook only). */
+  loading: number;
   /** InService and taking jobs. */
   inService: number;
   /** InService, volunteered to leave: no new jobs (cooperative scale-in). */
@@ -54,6 +71,9 @@ export interface GroupCounts {
   /** Terminating:Wait after an unprotected scale-in. */
   draining: number;
 }
+
+/** Instances InService at the start: long warmed up. */
+const LONG_AGO = -1e6;
 
 export class AutoScalingGroup {
   private instances: Instance[] = [];
@@ -63,7 +83,7 @@ export class AutoScalingGroup {
   constructor(private readonly options: GroupOptions) {
     this.desiredCapacity = this.clamp(options.initialInService);
     for (let i = 0; i < this.desiredCapacity; i++) {
-      this.instances.push({ id: this.nextId++, state: "in_service", launchedAt: -options.bootMinutes, readyAt: 0 });
+      this.instances.push({ id: this.nextId++, state: "in_service", launchedAt: LONG_AGO, inServiceAt: LONG_AGO, readyAt: LONG_AGO });
     }
   }
 
@@ -75,18 +95,26 @@ export class AutoScalingGroup {
     return Math.min(this.options.maxSize, Math.max(this.options.minSize, Math.round(capacity)));
   }
 
-  /** Start of minute `k`: booted instances go InService; volunteers and drained instances that are done go. */
+  /**
+   * Start of minute `k`: instances move through boot; volunteers and drained instances that are done go; an
+   * instance whose launch hook timed out is abandoned and replaced.
+   */
   advance(k: number): void {
+    const abandoned = this.instances.filter((i) => i.state === "pending" && i.abandonAt !== undefined && i.abandonAt <= k);
+    this.instances = this.instances.filter((i) => !abandoned.includes(i) && (i.goneAt === undefined || i.goneAt > k));
     for (const instance of this.instances) {
-      if (instance.state === "pending" && instance.readyAt <= k) instance.state = "in_service";
+      if ((instance.state === "pending" || instance.state === "loading") && instance.inServiceAt <= k) {
+        instance.state = instance.readyAt <= k ? "in_service" : "loading";
+      }
     }
-    this.instances = this.instances.filter((i) => i.goneAt === undefined || i.goneAt > k);
+    for (let n = 0; n < abandoned.length; n++) this.launch(k);
   }
 
   counts(): GroupCounts {
-    const counts: GroupCounts = { pending: 0, inService: 0, leaving: 0, draining: 0 };
+    const counts: GroupCounts = { pending: 0, loading: 0, inService: 0, leaving: 0, draining: 0 };
     for (const i of this.instances) {
       if (i.state === "pending") counts.pending++;
+      else if (i.state === "loading") counts.loading++;
       else if (i.state === "in_service") counts.inService++;
       else if (i.state === "leaving") counts.leaving++;
       else counts.draining++;
@@ -94,10 +122,10 @@ export class AutoScalingGroup {
     return counts;
   }
 
-  /** GroupInServiceInstances as CloudWatch reports it: volunteers are still InService until terminated. */
+  /** GroupInServiceInstances as CloudWatch reports it: loading instances and volunteers are InService too. */
   inServiceMetric(): number {
     const c = this.counts();
-    return c.inService + c.leaving;
+    return c.loading + c.inService + c.leaving;
   }
 
   /** Instances billed this minute: every state runs on EC2. */
@@ -107,16 +135,16 @@ export class AutoScalingGroup {
 
   /**
    * Current capacity as a step or target-tracking policy sees it: instances that make up desired capacity (not
-   * leaving or draining) launched at least `warmupMinutes` before minute `k`. AWS counts an instance once its
-   * warmup has passed, whether or not the model has finished loading: it cannot tell.
+   * leaving or draining) InService for at least `warmupMinutes` at minute `k`. AWS counts an instance once its
+   * warm-up has passed, whether or not the model has finished loading: it cannot tell.
    */
   warmedUp(k: number, warmupMinutes: number): number {
-    return this.capacity().filter((i) => i.launchedAt + warmupMinutes <= k).length;
+    return this.capacity().filter((i) => i.inServiceAt + warmupMinutes <= k).length;
   }
 
-  /** Instances of the group's capacity launched less than `warmupMinutes` before `k`. */
+  /** Instances of the group's capacity still Pending or within their warm-up at `k`. */
   warming(k: number, warmupMinutes: number): number {
-    return this.capacity().filter((i) => i.launchedAt + warmupMinutes > k).length;
+    return this.capacity().filter((i) => i.inServiceAt + warmupMinutes > k).length;
   }
 
   /** Set desired capacity (clamped) from minute `k`; launches, resumes or removes instances to match. */
@@ -129,24 +157,37 @@ export class AutoScalingGroup {
       volunteer.state = "in_service";
       delete volunteer.goneAt;
     }
-    for (let n = counted; n < this.desiredCapacity; n++) {
-      this.instances.push({ id: this.nextId++, state: "pending", launchedAt: k, readyAt: k + this.options.bootMinutes });
-    }
+    for (let n = counted; n < this.desiredCapacity; n++) this.launch(k);
     this.removeSurplus(k);
     return this.desiredCapacity;
   }
 
-  /** Instances counted in desired capacity: pending and InService, not volunteers or draining ones. */
+  private launch(k: number): void {
+    const { bootMinutes, ec2InServiceMinutes, launchHookTimeoutMinutes: hook } = this.options;
+    const instance: Instance = { id: this.nextId++, state: "pending", launchedAt: k, inServiceAt: k + Math.min(ec2InServiceMinutes, bootMinutes), readyAt: k + bootMinutes };
+    if (hook > 0) {
+      // Pending:Wait until the model is ready, or until the hook times out (default result ABANDON).
+      instance.inServiceAt = instance.readyAt;
+      if (bootMinutes > hook) instance.abandonAt = k + hook;
+    }
+    this.instances.push(instance);
+  }
+
+  /** Instances counted in desired capacity: pending, loading and InService, not volunteers or draining ones. */
   private capacity(): Instance[] {
-    return this.instances.filter((i) => i.state === "pending" || i.state === "in_service");
+    return this.instances.filter((i) => i.state === "pending" || i.state === "loading" || i.state === "in_service");
   }
 
   private removeSurplus(k: number): void {
     let surplus = this.capacity().length - this.desiredCapacity;
     if (surplus <= 0) return;
-    const pending = this.instances.filter((i) => i.state === "pending").sort(newestFirst).slice(0, surplus);
-    this.instances = this.instances.filter((i) => !pending.includes(i));
-    surplus -= pending.length;
+    // No worker runs on a pending or loading instance: nothing protects it and nothing is lost.
+    const booting = [
+      ...this.instances.filter((i) => i.state === "pending").sort(newestFirst),
+      ...this.instances.filter((i) => i.state === "loading").sort(newestFirst),
+    ].slice(0, surplus);
+    this.instances = this.instances.filter((i) => !booting.includes(i));
+    surplus -= booting.length;
     const victims = this.instances.filter((i) => i.state === "in_service").sort(newestFirst).slice(0, surplus);
     for (const victim of victims) {
       if (this.options.scaleIn === "cooperative") Object.assign(victim, { state: "leaving", goneAt: k + this.options.leaveMinutes });

@@ -1,18 +1,21 @@
 /**
- * The self-contained HTML report: the comparison table and inline SVG line charts (load, visible depth,
- * instances, age of the oldest message against the SLA) with every variant overlaid. No scripts, no external
- * assets: it opens from disk and can be attached to a ticket.
+ * The self-contained HTML report: the comparison table, inline SVG line charts (load, visible depth, instances,
+ * age of the oldest message against the SLA) with every variant overlaid, and the sensitivity: each variant's
+ * p95 wait, minutes over SLA, instance-hours and cost at every point of the grid. No scripts, no external assets:
+ * it opens from disk and can be attached to a ticket.
  */
-import { duration } from "./report-table.ts";
+import type { HourlyPrice } from "./instance-pricing.ts";
+import { costLabel, describeGrid, duration, renderSensitivityTable } from "./report-table.ts";
+import type { SpreadFigure } from "./sensitivity.ts";
 import { describePolicy, type VariantRun } from "./variant.ts";
 
 export interface ReportContext {
   title: string;
-  /** Lines describing the inputs (profile, throughput, boot time, price...). */
+  /** Lines describing the inputs (profile, throughput, boot time, price, assumptions...). */
   inputs: string[];
   slaSeconds: number;
-  /** Shown in the cost row's label when every variant pays the same; undefined when they differ. */
-  pricePerHour: number | undefined;
+  /** Shown in the cost rows' labels when every variant pays the same; undefined when they differ. */
+  price: HourlyPrice | undefined;
 }
 
 interface Series {
@@ -39,11 +42,15 @@ export function renderHtmlReport(runs: readonly VariantRun[], context: ReportCon
       runs.map((r, i) => ({ label: r.name, color: color(i), values: r.result.minutes.map((m) => m.depth) })),
     ),
     chart(
-      "Instances: InService taking jobs (solid), billed: + Pending, leaving, draining (dashed)",
+      "Instances: taking jobs (solid); billed: + Pending, loading, leaving, draining (dashed)",
       runs.flatMap((r, i) => [
         { label: `${r.name} in service`, color: color(i), values: r.result.minutes.map((m) => m.inService) },
         { label: `${r.name} billed`, color: color(i), values: r.result.minutes.map((m) => m.billed), dashed: true },
       ]),
+    ),
+    chart(
+      "Metric delay: minutes the alarms are behind (seeded draws; higher after a sleeping queue wakes)",
+      runs.map((r, i) => ({ label: r.name, color: color(i), values: r.result.minutes.map((m) => m.metricLagMinutes) })),
     ),
     chart(
       "Age of oldest visible message (min); dashed grey: SLA",
@@ -60,13 +67,15 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:${WIDTH
 table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}.legend span{display:inline-block;margin-right:16px}
 .swatch{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:4px}
-svg{display:block;margin:8px 0 20px}code{background:#f4f4f4;padding:0 3px}
+svg{display:block;margin:8px 0 20px}code{background:#f4f4f4;padding:0 3px}.warn li{color:#a33}
 </style></head><body>
 <h1>${esc(context.title)}</h1>
 <ul>${context.inputs.map((l) => `<li>${esc(l)}</li>`).join("")}</ul>
+${warningList(runs)}
 ${summaryTable(runs, context)}
 <div class="legend">${runs.map((r, i) => `<span><i class="swatch" style="background:${color(i)}"></i>${esc(r.name)}</span>`).join("")}</div>
 ${charts.join("\n")}
+${sensitivitySection(runs, context)}
 <h2>Policies</h2><ul>${runs.map((r) => `<li><b>${esc(r.name)}</b>: ${esc(describePolicy(r.variables))}</li>`).join("")}</ul>
 </body></html>
 `;
@@ -81,12 +90,81 @@ function summaryTable(runs: readonly VariantRun[], context: ReportContext): stri
     ["max depth", (r) => Math.round(r.summary.maxDepth).toLocaleString("en-US")],
     ["peak instances", (r) => String(r.summary.peakInstances)],
     ["instance-hours", (r) => r.summary.instanceHours.toFixed(1)],
-    [context.pricePerHour === undefined ? "cost" : `cost (at $${context.pricePerHour}/h)`, (r) => `$${Math.round(r.summary.costUsd).toLocaleString("en-US")}`],
+    [costLabel(context.price), (r) => `$${Math.round(r.summary.costUsd).toLocaleString("en-US")}`],
     ["scale-outs / scale-ins", (r) => `${r.summary.scaleOutActions} / ${r.summary.scaleInActions}`],
   ];
   const head = `<tr><th></th>${runs.map((r) => `<th>${esc(r.name)}</th>`).join("")}</tr>`;
   const body = rows.map(([label, cell]) => `<tr><td>${esc(label)}</td>${runs.map((r) => `<td>${esc(cell(r))}</td>`).join("")}</tr>`);
   return `<table>${head}${body.join("")}</table>`;
+}
+
+function warningList(runs: readonly VariantRun[]): string {
+  const items = runs.flatMap((r) => r.warnings.map((w) => `<li><b>${esc(r.name)}</b>: ${esc(w)}</li>`));
+  return items.length === 0 ? "" : `<h2>Warnings</h2><ul class="warn">${items.join("")}</ul>`;
+}
+
+const BOOT_COLORS = ["#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#17becf"];
+
+function sensitivitySection(runs: readonly VariantRun[], context: ReportContext): string {
+  const grid = runs[0]?.sensitivity.grid;
+  if (!grid) return "";
+  const legend = grid.bootMinutes
+    .map((b, i) => `<span><i class="swatch" style="background:${BOOT_COLORS[i % BOOT_COLORS.length]}"></i>boot ${b} min</span>`)
+    .join("");
+  // [figure, title, to the plotted unit, label of a plotted value]
+  const figures: Array<[SpreadFigure, string, (v: number) => number, (v: number) => string]> = [
+    ["p95WaitSeconds", "p95 wait (min)", (v) => v / 60, (v) => String(+v.toFixed(1))],
+    ["minutesOverSla", `minutes over SLA (${duration(context.slaSeconds)})`, (v) => v, String],
+    ["instanceHours", "instance-hours", (v) => v, (v) => String(+v.toFixed(1))],
+    ["costUsd", costLabel(context.price), (v) => v, (v) => `$${Math.round(v).toLocaleString("en-US")}`],
+  ];
+  return `<h2>Sensitivity</h2>
+<p>Every variant replayed over ${esc(describeGrid(grid))}. Dots: one run each, coloured by boot time; grey bar: min – max;
+black tick: the run above. A choice whose bar is short is robust to what we do not know.</p>
+<pre>${esc(renderSensitivityTable(runs, { slaSeconds: context.slaSeconds, price: context.price }))}</pre>
+<div class="legend">${legend}</div>
+${figures.map(([figure, title, unit, format]) => spreadChart(runs, figure, title, unit, format, grid.bootMinutes)).join("\n")}`;
+}
+
+/** One row per variant: the grid's values of `figure` as dots on a shared axis. */
+function spreadChart(
+  runs: readonly VariantRun[],
+  figure: SpreadFigure,
+  title: string,
+  unit: (v: number) => number,
+  format: (v: number) => string,
+  boots: readonly number[],
+): string {
+  const rowH = 28;
+  const labelW = 300;
+  const height = MARGIN.top + runs.length * rowH + 24;
+  const max = niceCeiling(Math.max(0, ...runs.map((r) => unit(Math.max(r.sensitivity.spread[figure].max, r.summary[figure])))));
+  const plotW = WIDTH - labelW - MARGIN.right;
+  const x = (v: number) => labelW + (max === 0 ? 0 : (unit(v) / max) * plotW);
+  const rows = runs.map((r, i) => {
+    const y = MARGIN.top + i * rowH + rowH / 2;
+    const { min, max: hi } = r.sensitivity.spread[figure];
+    const dots = r.sensitivity.points.map((p) => {
+      const fill = BOOT_COLORS[boots.indexOf(p.bootMinutes) % BOOT_COLORS.length] ?? "#555";
+      const delay = p.metricDelay === "typical" ? "typical delay" : `delay ${p.metricDelay} min`;
+      return `<circle cx="${x(p.summary[figure]).toFixed(1)}" cy="${y}" r="4" fill="${fill}" fill-opacity="0.7"><title>${esc(`boot ${p.bootMinutes} min, ${delay}: ${format(unit(p.summary[figure]))}`)}</title></circle>`;
+    });
+    return (
+      `<text x="${labelW - 8}" y="${y + 4}" text-anchor="end" font-size="11">${esc(r.name.length > 44 ? `${r.name.slice(0, 43)}…` : r.name)}</text>` +
+      `<line x1="${x(min).toFixed(1)}" x2="${x(hi).toFixed(1)}" y1="${y}" y2="${y}" stroke="#bbb" stroke-width="8" stroke-linecap="round"/>` +
+      dots.join("") +
+      `<line x1="${x(r.summary[figure]).toFixed(1)}" x2="${x(r.summary[figure]).toFixed(1)}" y1="${y - 9}" y2="${y + 9}" stroke="#000" stroke-width="2"/>`
+    );
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
+    const px = (labelW + f * plotW).toFixed(1);
+    return `<line x1="${px}" x2="${px}" y1="${MARGIN.top}" y2="${height - 24}" stroke="#eee"/><text x="${px}" y="${height - 8}" text-anchor="middle" font-size="11">${esc(format(f * max))}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" role="img" aria-label="${esc(title)}">
+<text x="${MARGIN.left}" y="16" font-size="13" font-weight="600">${esc(title)}</text>
+${ticks.join("\n")}
+${rows.join("\n")}
+</svg>`;
 }
 
 function chart(title: string, series: Series[]): string {

@@ -21,9 +21,12 @@
  *   high  Average > T for 3 × 60 s  →  desired = ceil(warmed-up instances × metric ÷ T), if above current desired;
  *   low   Average < 0.9 T for 15 × 60 s  →  scale in gradually: at most max(1, 10 % of desired) per minute, never
  *   below ceil(InService × metric ÷ T), and not while an instance is still warming up.
- *   Instances launched less than target_tracking_warmup_seconds ago are warming and left out of current capacity.
- *   AWS counts warmup from InService; without a launch lifecycle hook an instance is InService a minute or so after
- *   launch and loads its model during the warmup, so the model counts it from launch.
+ *   ASSUMED, not documented by AWS: the alarm shapes (3 × 1 min, 15 × 1 min at 90 % of the target — what AWS
+ *   creates today, visible in CloudWatch, but subject to change) and the scale-in rate (AWS documents only that it
+ *   scales in "gradually"). TARGET_TRACKING_ASSUMPTIONS says so in every report.
+ *   Instances Pending or InService for less than target_tracking_warmup_seconds are warming and left out of
+ *   current capacity. Warm-up counts from InService, as AWS does: without a launch lifecycle hook that is ~2 min
+ *   after launch, while the model still loads; with one (terraform's default) it is when vLLM answers /health.
  *
  * min_size = 0 (both modes): an activation alarm on IF(GroupDesiredCapacity < 1, visible + in flight, 0),
  * Maximum, > scale_from_zero_backlog_threshold for scale_up_evaluation_periods × scale_up_period_seconds, invokes a
@@ -68,26 +71,28 @@ export interface PolicyStep {
   alarms: Record<string, AlarmState>;
 }
 
-export interface PolicyOptions {
-  metricLagMinutes: number;
-}
-
 export interface ScalingPolicy {
   readonly alarms: AlarmBinding[];
-  /** At the end of minute `minute`: evaluate alarms, maybe change the group's desired capacity from minute + 1. */
-  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep;
+  /**
+   * At the end of minute `minute`, the alarms seeing datapoints up to minute − lagMinutes: evaluate them, maybe
+   * change the group's desired capacity from minute + 1.
+   */
+  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics, lagMinutes: number): PolicyStep;
 }
 
 export const ALARM = { up: "scale-up", down: "scale-down", high: "tt-high", low: "tt-low", activation: "activation" } as const;
 
-/** Target tracking's fixed alarm shapes (not configurable in AWS). */
-const TT_HIGH_PERIODS = 3;
-const TT_LOW_PERIODS = 15;
-const TT_LOW_FRACTION = 0.9;
-const TT_SCALE_IN_FRACTION = 0.1;
+/** Target tracking's alarm shapes and scale-in rate: not configurable in AWS, and assumed (see above). */
+export const TT_HIGH_PERIODS = 3;
+export const TT_LOW_PERIODS = 15;
+export const TT_LOW_FRACTION = 0.9;
+export const TT_SCALE_IN_FRACTION = 0.1;
+export const TARGET_TRACKING_ASSUMPTIONS =
+  `target-tracking alarms ${TT_HIGH_PERIODS} × 1 min above target / ${TT_LOW_PERIODS} × 1 min below ${TT_LOW_FRACTION * 100} % of it, ` +
+  `scale-in ≤ ${TT_SCALE_IN_FRACTION * 100} % of desired a minute (what AWS creates today; not documented)`;
 
-export function createScalingPolicy(vars: ScalingVariables, options: PolicyOptions): ScalingPolicy {
-  return vars.scalingMode === "step" ? new StepPolicy(vars, options) : new TargetTrackingPolicy(vars, options);
+export function createScalingPolicy(vars: ScalingVariables): ScalingPolicy {
+  return vars.scalingMode === "step" ? new StepPolicy(vars) : new TargetTrackingPolicy(vars);
 }
 
 function activationAlarm(vars: ScalingVariables): AlarmBinding {
@@ -108,15 +113,12 @@ function activationAlarm(vars: ScalingVariables): AlarmBinding {
 abstract class BasePolicy implements ScalingPolicy {
   readonly alarms: AlarmBinding[] = [];
 
-  constructor(
-    protected readonly vars: ScalingVariables,
-    private readonly options: PolicyOptions,
-  ) {}
+  constructor(protected readonly vars: ScalingVariables) {}
 
-  protected evaluate(minute: number, metrics: ScalingMetrics): Record<string, { state: AlarmState; value: number | undefined }> {
+  protected evaluate(minute: number, metrics: ScalingMetrics, lagMinutes: number): Record<string, { state: AlarmState; value: number | undefined }> {
     const out: Record<string, { state: AlarmState; value: number | undefined }> = {};
     for (const { spec, metric } of this.alarms) {
-      const e = evaluateAlarm(spec, metrics[metric], minute, this.options.metricLagMinutes);
+      const e = evaluateAlarm(spec, metrics[metric], minute, lagMinutes);
       out[spec.name] = { state: e.state, value: e.latestValue };
     }
     return out;
@@ -138,7 +140,7 @@ abstract class BasePolicy implements ScalingPolicy {
     return { minute, policy, direction: to > from ? "out" : "in", from, to, reason };
   }
 
-  abstract decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep;
+  abstract decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics, lagMinutes: number): PolicyStep;
 }
 
 class StepPolicy extends BasePolicy {
@@ -146,8 +148,8 @@ class StepPolicy extends BasePolicy {
   private cooldownUntil = Number.NEGATIVE_INFINITY;
   private readonly upWarmupMinutes: number;
 
-  constructor(vars: ScalingVariables, options: PolicyOptions) {
-    super(vars, options);
+  constructor(vars: ScalingVariables) {
+    super(vars);
     this.upWarmupMinutes = vars.scaleUpCooldownSeconds / 60;
     this.alarms.push(
       {
@@ -178,8 +180,8 @@ class StepPolicy extends BasePolicy {
     if (vars.minSize === 0) this.alarms.push(activationAlarm(vars));
   }
 
-  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep {
-    const alarms = this.evaluate(minute, metrics);
+  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics, lagMinutes: number): PolicyStep {
+    const alarms = this.evaluate(minute, metrics, lagMinutes);
     const states = Object.fromEntries(Object.entries(alarms).map(([k, v]) => [k, v.state]));
     const activation = this.activate(minute, group, alarms[ALARM.activation]?.state);
     if (activation) return { action: activation, alarms: states };
@@ -205,8 +207,8 @@ class StepPolicy extends BasePolicy {
 class TargetTrackingPolicy extends BasePolicy {
   private readonly warmupMinutes: number;
 
-  constructor(vars: ScalingVariables, options: PolicyOptions) {
-    super(vars, options);
+  constructor(vars: ScalingVariables) {
+    super(vars);
     this.warmupMinutes = Math.ceil(vars.targetTrackingWarmupSeconds / 60);
     const target = vars.targetBacklogPerInstance;
     this.alarms.push(
@@ -229,8 +231,8 @@ class TargetTrackingPolicy extends BasePolicy {
     if (vars.minSize === 0) this.alarms.push(activationAlarm(vars));
   }
 
-  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics): PolicyStep {
-    const alarms = this.evaluate(minute, metrics);
+  decide(minute: number, group: AutoScalingGroup, metrics: ScalingMetrics, lagMinutes: number): PolicyStep {
+    const alarms = this.evaluate(minute, metrics, lagMinutes);
     const states = Object.fromEntries(Object.entries(alarms).map(([k, v]) => [k, v.state]));
     const activation = this.activate(minute, group, alarms[ALARM.activation]?.state);
     if (activation) return { action: activation, alarms: states };

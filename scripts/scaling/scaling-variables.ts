@@ -38,9 +38,11 @@ export interface ScalingVariables {
   scaleFromZeroBacklogThreshold: number;
   minSize: number;
   maxSize: number;
-  /** Launch to InService and taking work (p5 boot plus model load). */
+  /** The group's default instance warm-up, counted from InService; also the scale-from-zero policy's. */
   instanceWarmupSeconds: number;
   lifecycleHookTimeoutSeconds: number;
+  /** Launch lifecycle hook: instances stay Pending:Wait until vLLM is ready, at most this long. 0: no hook. */
+  launchHookTimeoutSeconds: number;
   gpuInstanceType: string;
 }
 
@@ -67,6 +69,7 @@ export const FALLBACKS: Readonly<Record<string, number | string>> = {
   max_size: 8,
   instance_warmup_seconds: 480,
   lifecycle_hook_timeout_seconds: 300,
+  launch_hook_timeout_seconds: 1800,
   gpu_instance_type: "p5.48xlarge",
 };
 
@@ -128,10 +131,12 @@ export function toScalingVariables(raw: Record<string, unknown>): ScalingVariabl
     maxSize: num("max_size", 1),
     instanceWarmupSeconds: num("instance_warmup_seconds", 0),
     lifecycleHookTimeoutSeconds: num("lifecycle_hook_timeout_seconds", 30),
+    launchHookTimeoutSeconds: num("launch_hook_timeout_seconds", 0),
     gpuInstanceType: String(value("gpu_instance_type")),
   };
   // terraform's 0 means "no second step": the same adjustment at any breach size.
   if (vars.scaleUpLargeAdjustment === 0) vars.scaleUpLargeAdjustment = vars.scaleUpAdjustment;
+  if (vars.launchHookTimeoutSeconds > 0 && vars.launchHookTimeoutSeconds < 30) problems.push(`launch_hook_timeout_seconds: ${vars.launchHookTimeoutSeconds} must be 0 (no hook) or at least 30`);
   if (vars.minSize > vars.maxSize) problems.push(`min_size ${vars.minSize} is above max_size ${vars.maxSize}`);
   for (const [name, n] of [["min_size", vars.minSize], ["max_size", vars.maxSize]] as const) {
     if (!Number.isInteger(n)) problems.push(`${name}: ${n} is not a whole number of instances`);

@@ -10,7 +10,8 @@ gpu_instance_type       = "g6e.xlarge"
 root_volume_size_gb     = 150
 vllm_data_parallel_size = 1
 
-# Scale to zero: the activation alarm starts the first worker when a job arrives (expect ~8 min of cold start).
+# Scale to zero: the activation alarm starts the first worker when a job arrives. Expect a cold start of alarm +
+# boot (~20 min), and up to 15 min more after a quiet night: SQS stops publishing metrics for a queue idle 6 h.
 min_size                    = 0
 max_size                    = 2
 scale_up_threshold          = 20
@@ -20,7 +21,7 @@ scale_down_cooldown_seconds = 300
 instance_warmup_seconds     = 420
 
 oldest_message_age_alarm_seconds    = 1800
-no_workers_alarm_evaluation_periods = 15
+no_workers_alarm_evaluation_periods = 40
 
 db_instance_class             = "db.t4g.medium"
 db_allocated_storage_gb       = 20

@@ -56,6 +56,10 @@ run "step_mode_by_default" {
     error_message = "lifecycle hook timeout must default to 300 s"
   }
   assert {
+    condition     = length(aws_autoscaling_lifecycle_hook.model_ready) == 1 && aws_autoscaling_lifecycle_hook.model_ready[0].lifecycle_transition == "autoscaling:EC2_INSTANCE_LAUNCHING" && aws_autoscaling_lifecycle_hook.model_ready[0].heartbeat_timeout == 1800
+    error_message = "a launch hook must hold new instances until the model serves, 1800 s by default"
+  }
+  assert {
     condition     = local.worker_env.SQS_VISIBILITY_TIMEOUT_SECONDS == 120 && local.worker_env.DRAIN_DEADLINE_MS == 120000
     error_message = "worker env must carry the queue and drain defaults"
   }
