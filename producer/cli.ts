@@ -9,6 +9,7 @@
  *   usage --from ISO --to ISO [--tenant T]     totals of succeeded jobs per tenant and provider (tokens, cost)
  *   status [--once] [--json] [--since ISO]     the fleet: queues, workers, last minute, providers, cost since
  *                                              --since (default: midnight UTC); redrawn every 2 s on a terminal
+ *   batch … / jobs get …                       through the Results API (FLEET_API_URL, FLEET_API_KEY): api-cli.ts
  * Exit codes: 0 ok; 1 a job missing, unknown, timed out or not succeeded (status: a section could not be read);
  * 2 usage or other error; 3 the job store is unreachable and Redis has no record. Config from the environment (see .env.example): QUEUE_URLS or QUEUE_NAME
  * (+ SQS_ENDPOINT), DATABASE_URL, REDIS_URL.
@@ -29,13 +30,15 @@ import { gatherFleetStatus, type FleetSources } from "./fleet-status.ts";
 import { renderFleetStatus, watch } from "./fleet-status-view.ts";
 import { Producer } from "./producer.ts";
 import { ResultReader } from "./results.ts";
+import { runApiCommand, USAGE as API_USAGE } from "./api-cli.ts";
 
 const USAGE = `usage:
   submit --file prompts.jsonl [--tenant T] [--traceparent 00-<32 hex>-<16 hex>-<2 hex>]
   get <id>
   wait <id...> [--timeout-seconds N (default 3600)] [--unknown-after-seconds N (default 30)]
   usage --from ISO-TIME --to ISO-TIME [--tenant T]
-  status [--once] [--json] [--since ISO-TIME (default: today 00:00 UTC)]`;
+  status [--once] [--json] [--since ISO-TIME (default: today 00:00 UTC)]
+${API_USAGE}`;
 
 /**
  * A job's row is created when a worker first claims it, so "no record yet" is normal for a while after submit.
@@ -47,6 +50,12 @@ const DEFAULT_TIMEOUT_SECONDS = 3600;
 const EXIT_STORE_UNREACHABLE = 3;
 
 async function main(argv: string[]): Promise<number> {
+  // Through the Results API (a key, no database credentials): producer/api-cli.ts has its own flags.
+  if (argv[0] === "batch" || argv[0] === "jobs") {
+    const { apiClient } = loadConfig();
+    if (apiClient.key === undefined) throw new UsageError(`FLEET_API_KEY is required for ${argv[0]} (make keys, or make serve's api_key)`);
+    return runApiCommand({ url: apiClient.url, key: apiClient.key }, argv);
+  }
   const { values, positionals } = parseFlags(argv);
   const [command, ...rest] = positionals;
   if (values.help || command === undefined) {

@@ -186,6 +186,11 @@ export const envSchema = z
     API_WEBHOOK_RETRY_MAX_MS: int(10, 86_400_000).default(600_000),
     /** How often the API looks for due webhook retries and for finished jobs whose notification it missed, ms. */
     API_WEBHOOK_SWEEP_INTERVAL_MS: int(50, 3_600_000).default(5_000),
+    // --- api client (producer/api-cli.ts: `cli batch …`, `cli jobs get …`) ------------------------------------
+    /** The Results API the CLI's batch and jobs commands talk to. */
+    FLEET_API_URL: url.default("http://127.0.0.1:8080"),
+    /** A tenant's API key (make keys, or make serve's api_key). Never logged. */
+    FLEET_API_KEY: z.string().min(1).optional(),
     // --- logging (shared/logger.ts) ------------------------------------------------------------------------
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Lines on stderr: `json`, `pretty` (pino-pretty), or `auto`: pretty when stderr is a terminal, else JSON. */
@@ -290,6 +295,7 @@ export interface Config {
   /** The ops server (health probes, metrics); present only when OPS_PORT is set. */
   ops?: { port: number; host: string };
   api: ApiConfig;
+  apiClient: { url: string; key?: string };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logging: {
@@ -386,6 +392,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined
         : { groupName: e.ASG_NAME, instanceId: e.INSTANCE_ID, checkIntervalMs: e.SCALE_IN_CHECK_INTERVAL_MS },
+    apiClient: { url: e.FLEET_API_URL, key: e.FLEET_API_KEY },
     api: {
       host: e.API_HOST,
       port: e.API_PORT,

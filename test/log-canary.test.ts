@@ -26,6 +26,7 @@ const SECRET_SETTINGS: Record<string, (base: { pgUrl: string }) => string> = {
   VLLM_API_KEY: () => `${CANARY}-vllm`,
   GEMINI_API_KEY: () => `${CANARY}-gemini`,
   DATADOG_API_KEY: () => `${CANARY}-datadog`,
+  FLEET_API_KEY: () => `${CANARY}-fleet-api`,
 };
 /** Secret settings this test leaves out, and why. */
 const NOT_HERE: Record<string, string> = {
