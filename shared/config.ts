@@ -149,6 +149,15 @@ export const envSchema = z
     WORKER_STALL_EXIT_MS: int(10_000, 86_400_000).default(300_000),
     /** Read vLLM /metrics to keep its waiting queue short. */
     ADAPTIVE_CONCURRENCY: bool.default(true),
+    // --- batches (producer/api/batches/runner.ts) ---------------------------------------------------------------
+    /** Queue the batch runner sends jobs to. Unset: the last (lowest-priority) QUEUE_URLS entry. */
+    BATCH_QUEUE_URL: url.optional(),
+    /** How often an idle batch runner looks for work, and how often a running batch's progress is checked. */
+    BATCH_RUNNER_INTERVAL_MS: int(50, 60_000).default(1_000),
+    /** Lines a runner step sends to SQS (also capped at 4 MiB of lines). */
+    BATCH_ENQUEUE_CHUNK: int(10, 10_000).default(1_000),
+    /** How long a cancelled or expired batch waits for requests already running before its files are assembled. */
+    BATCH_FINISH_GRACE_MS: int(0, 3_600_000).default(60_000),
     // --- scale-in (worker/scale-in.ts) ---------------------------------------------------------------------
     /** The worker's Auto Scaling group. Unset (e.g. locally): no scale-in protection, no volunteering. */
     ASG_NAME: z.string().min(1).max(255).optional(),
@@ -227,6 +236,8 @@ export interface Config {
     maintenanceIntervalMs: number;
     stallExitMs: number;
   };
+  /** The OpenAI-compatible batch runner; queueUrl unset: the last of queue.urls. */
+  batch: { queueUrl?: string; runnerIntervalMs: number; enqueueChunk: number; finishGraceMs: number };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logLevel: Env["LOG_LEVEL"];
@@ -289,6 +300,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maintenanceIntervalMs: e.MAINTENANCE_INTERVAL_MS,
       stallExitMs: e.WORKER_STALL_EXIT_MS,
     },
+    batch: { queueUrl: e.BATCH_QUEUE_URL, runnerIntervalMs: e.BATCH_RUNNER_INTERVAL_MS, enqueueChunk: e.BATCH_ENQUEUE_CHUNK, finishGraceMs: e.BATCH_FINISH_GRACE_MS },
     scaleIn:
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined
