@@ -41,6 +41,8 @@ export async function receiveUpload(request: FastifyRequest, pool: pg.Pool, tena
     for await (const part of parts) {
       if (part.type === "field") {
         fields.set(part.fieldname, String(part.value));
+        // Sent before the file (not the SDK's order), a wrong purpose is refused before any of the file is stored.
+        if (writer === undefined) checkPurpose(fields.get("purpose") ?? "batch");
         continue;
       }
       if (part.fieldname !== "file") throw invalid(400, "invalid_request", `unexpected file field '${part.fieldname}'`, part.fieldname);
@@ -51,10 +53,14 @@ export async function receiveUpload(request: FastifyRequest, pool: pg.Pool, tena
     }
     const purpose = fields.get("purpose");
     if (purpose === undefined) throw invalid(400, "missing_required_parameter", "'purpose' is required", "purpose");
-    if (purpose !== "batch") throw invalid(400, "invalid_value", `purpose '${purpose}' is not supported here; use 'batch'`, "purpose");
+    checkPurpose(purpose);
     if (writer === undefined) throw invalid(400, "missing_required_parameter", "'file' is required", "file");
     return writer.close();
   });
+}
+
+function checkPurpose(purpose: string): void {
+  if (purpose !== "batch") throw invalid(400, "invalid_value", `purpose '${purpose}' is not supported here; use 'batch'`, "purpose");
 }
 
 async function ingest(stream: AsyncIterable<Buffer>, writer: FileWriter, tenant: string, limits: UploadLimits): Promise<void> {
