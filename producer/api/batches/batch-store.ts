@@ -6,11 +6,12 @@
  */
 import type pg from "pg";
 import { inTransaction } from "../../../shared/store/transaction.ts";
-import { ACTIVE_BATCH_STATUSES } from "../files/file-store.ts";
 import { batchJobKey, newBatchId } from "./batch-job.ts";
 import type { BatchEndpoint, LineProblem } from "./openai-body.ts";
 import { invalid, noSuch } from "./openai-error.ts";
 
+/** Statuses of a batch still moving: a runner has steps to take and its input file is still read. */
+export const ACTIVE_BATCH_STATUSES = ["validating", "in_progress", "finalizing", "cancelling"] as const;
 export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
 
 export interface BatchError extends LineProblem {

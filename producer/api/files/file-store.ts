@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import { inTransaction } from "../../../shared/store/transaction.ts";
+import { ACTIVE_BATCH_STATUSES } from "../batches/batch-store.ts";
 import type { LineProblem } from "../batches/openai-body.ts";
 
 export interface FileRow {
@@ -33,8 +34,6 @@ export interface RequestLine {
   request_error: LineProblem | null;
 }
 
-/** Statuses in which a batch still reads its input file. */
-export const ACTIVE_BATCH_STATUSES = ["validating", "in_progress", "finalizing", "cancelling"] as const;
 const ACTIVE = `(${ACTIVE_BATCH_STATUSES.map((s) => `'${s}'`).join(", ")})`;
 
 export const FILE_COLUMNS = "id, tenant, purpose, filename, bytes::float8 AS bytes, lines, requests, created_at";
