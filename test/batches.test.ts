@@ -178,8 +178,8 @@ test("a batch past its expiry ends `expired`: lines not run are batch_expired", 
     const file = await openai.files.create({ file: await toFile(Buffer.from(chatLines(all)), "in.jsonl"), purpose: "batch" });
     const batch = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
     assert.equal(batch.expires_at! - batch.created_at, 24 * 3600);
-    await until(async () => (await api.pool.query("SELECT enqueued_through FROM batches WHERE id = $1", [batch.id])).rows[0].enqueued_through === 12, "all lines sent");
-    await api.pool.query("UPDATE batches SET expires_at = now() WHERE id = $1", [batch.id]);
+    await until(async () => (await api.pool.query("SELECT enqueued_through FROM api_batches WHERE id = $1", [batch.id])).rows[0].enqueued_through === 12, "all lines sent");
+    await api.pool.query("UPDATE api_batches SET expires_at = now() WHERE id = $1", [batch.id]);
     await until(async () => (await openai.batches.retrieve(batch.id)).status === "expired", "batch expired");
     const done = await openai.batches.retrieve(batch.id);
     assert.equal(typeof done.expired_at, "number");
@@ -228,7 +228,7 @@ test("upload limits: too many requests, too large, a line too long; bad create p
     await assert.rejects(upload(chatLines(ids(5)) + "\n".repeat(1_500)), (e: { status?: number; code?: string }) => e.status === 413 && e.code === "file_too_large");
     await assert.rejects(upload(chatLines(["long"], { messages: [{ role: "user", content: "x".repeat(500) }] })), (e: BadRequestError) => e.code === "line_too_long");
     await assert.rejects(openai.files.create({ file: new File(["{}"], "x.jsonl"), purpose: "fine-tune" }), (e: BadRequestError) => e.param === "purpose");
-    assert.equal((await s.pool.query("SELECT count(*)::int AS n FROM files")).rows[0].n, 0, "a refused upload leaves nothing behind");
+    assert.equal((await s.pool.query("SELECT count(*)::int AS n FROM api_files")).rows[0].n, 0, "a refused upload leaves nothing behind");
     const file = await upload(chatLines(ids(5)));
     await assert.rejects(
       openai.batches.create({ input_file_id: file.id, endpoint: "/v1/embeddings", completion_window: "24h" }),

@@ -95,12 +95,12 @@ export class BatchStore {
   /** The input file is locked FOR SHARE until the batch is written, so it cannot be deleted in between. */
   async create(tenant: string, c: CreateBatch): Promise<BatchRow> {
     return inTransaction(this.pool, async (client) => {
-      const file = await client.query<{ purpose: string }>("SELECT purpose FROM files WHERE id = $1 AND tenant = $2 FOR SHARE", [c.inputFileId, tenant]);
+      const file = await client.query<{ purpose: string }>("SELECT purpose FROM api_files WHERE id = $1 AND tenant = $2 FOR SHARE", [c.inputFileId, tenant]);
       const purpose = file.rows[0]?.purpose;
       if (purpose === undefined) throw noSuch("File", c.inputFileId, "input_file_id");
       if (purpose !== "batch") throw invalid(400, "invalid_value", `file ${c.inputFileId} has purpose '${purpose}', not 'batch'`, "input_file_id");
       const { rows } = await client.query<BatchRow>(
-        `INSERT INTO batches (id, tenant, endpoint, input_file_id, completion_window, status, metadata, webhook_url, expires_at)
+        `INSERT INTO api_batches (id, tenant, endpoint, input_file_id, completion_window, status, metadata, webhook_url, expires_at)
          VALUES ($1, $2, $3, $4, $5, 'validating', $6::jsonb, $7, now() + $8::float8 * interval '1 millisecond') RETURNING *`,
         [newBatchId(), tenant, c.endpoint, c.inputFileId, c.completionWindow, c.metadata === null ? null : JSON.stringify(c.metadata), c.webhookUrl, c.completionWindowMs],
       );
@@ -109,15 +109,15 @@ export class BatchStore {
   }
 
   async get(tenant: string, id: string): Promise<BatchRow | undefined> {
-    const { rows } = await this.pool.query<BatchRow>("SELECT * FROM batches WHERE id = $1 AND tenant = $2", [id, tenant]);
+    const { rows } = await this.pool.query<BatchRow>("SELECT * FROM api_batches WHERE id = $1 AND tenant = $2", [id, tenant]);
     return rows[0];
   }
 
   /** Newest first; `after` is the last id of the previous page (an unknown id gives an empty page). */
   async list(tenant: string, after: string | undefined, limit: number): Promise<{ rows: BatchRow[]; hasMore: boolean }> {
     const { rows } = await this.pool.query<BatchRow>(
-      `SELECT * FROM batches WHERE tenant = $1
-          AND ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM batches WHERE id = $2 AND tenant = $1))
+      `SELECT * FROM api_batches WHERE tenant = $1
+          AND ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM api_batches WHERE id = $2 AND tenant = $1))
         ORDER BY created_at DESC, id DESC LIMIT $3`,
       [tenant, after ?? null, limit + 1],
     );
@@ -130,7 +130,7 @@ export class BatchStore {
    */
   async cancel(tenant: string, id: string): Promise<BatchRow> {
     const { rows } = await this.pool.query<BatchRow>(
-      `UPDATE batches SET status = 'cancelling', cancelling_at = now(), next_step_at = now()
+      `UPDATE api_batches SET status = 'cancelling', cancelling_at = now(), next_step_at = now()
         WHERE id = $1 AND tenant = $2 AND status IN ('validating', 'in_progress') RETURNING *`,
       [id, tenant],
     );
@@ -151,7 +151,7 @@ export class BatchStore {
   /** The batch most overdue for a step, locked for the caller's transaction; none when all are done or taken. */
   async takeDue(client: pg.ClientBase): Promise<BatchRow | undefined> {
     const { rows } = await client.query<BatchRow>(
-      `SELECT * FROM batches WHERE status IN ${ACTIVE} AND next_step_at <= now() ORDER BY next_step_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      `SELECT * FROM api_batches WHERE status IN ${ACTIVE} AND next_step_at <= now() ORDER BY next_step_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
     );
     return rows[0];
   }
@@ -169,6 +169,6 @@ export class BatchStore {
       values.push(nextStepInMs);
       sets.push(`next_step_at = now() + $${values.length}::float8 * interval '1 millisecond'`);
     }
-    if (sets.length > 0) await db.query(`UPDATE batches SET ${sets.join(", ")} WHERE id = $1`, values);
+    if (sets.length > 0) await db.query(`UPDATE api_batches SET ${sets.join(", ")} WHERE id = $1`, values);
   }
 }

@@ -11,7 +11,7 @@ import type { BatchError } from "./batch-store.ts";
 export const MAX_REPORTED_ERRORS = 100;
 
 const PROBLEMS_SQL = `
-WITH lines AS (SELECT line, custom_id, url, line_error FROM file_lines WHERE file_id = $1),
+WITH lines AS (SELECT line, custom_id, url, line_error FROM api_file_lines WHERE file_id = $1),
 problems AS (
   SELECT line, line_error->>'code' AS code, line_error->>'message' AS message, line_error->>'param' AS param
     FROM lines WHERE line_error IS NOT NULL
@@ -27,7 +27,7 @@ SELECT line, code, message, param, count(*) OVER ()::int AS n FROM problems ORDE
 
 const COUNTS_SQL = `
 SELECT count(*)::int AS total, count(*) FILTER (WHERE request_error IS NOT NULL)::int AS invalid
-  FROM file_lines WHERE file_id = $1 AND custom_id IS NOT NULL AND line_error IS NULL`;
+  FROM api_file_lines WHERE file_id = $1 AND custom_id IS NOT NULL AND line_error IS NULL`;
 
 export type Validation = { ok: false; errors: BatchError[] } | { ok: true; total: number; invalid: number };
 

@@ -45,12 +45,12 @@ export const FILE_COLUMNS = "id, tenant, purpose, filename, bytes::float8 AS byt
 const page = (columns: string, where: string) => `
 SELECT ${columns} FROM (
   SELECT l.*, sum(octet_length(l.data)) OVER (ORDER BY l.line) - octet_length(l.data) AS before
-    FROM (SELECT * FROM file_lines WHERE file_id = $1 AND line > $2 ${where} ORDER BY line LIMIT $3) l
+    FROM (SELECT * FROM api_file_lines WHERE file_id = $1 AND line > $2 ${where} ORDER BY line LIMIT $3) l
 ) p WHERE before < $4 ORDER BY line`;
 const CONTENT_PAGE_SQL = page("line, data", "");
 const RUNNABLE_PAGE_SQL = page("line, data, custom_id", "AND custom_id IS NOT NULL AND line_error IS NULL AND request_error IS NULL");
 const REQUEST_LINES_SQL = `
-SELECT line, custom_id, request_error FROM file_lines
+SELECT line, custom_id, request_error FROM api_file_lines
  WHERE file_id = $1 AND line > $2 AND custom_id IS NOT NULL AND line_error IS NULL ORDER BY line LIMIT $3`;
 
 const CONTENT_PAGE_BYTES = 1024 * 1024;
@@ -60,7 +60,7 @@ export class FileStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async get(tenant: string, id: string): Promise<FileRow | undefined> {
-    const { rows } = await this.pool.query<FileRow>(`SELECT ${FILE_COLUMNS} FROM files WHERE id = $1 AND tenant = $2`, [id, tenant]);
+    const { rows } = await this.pool.query<FileRow>(`SELECT ${FILE_COLUMNS} FROM api_files WHERE id = $1 AND tenant = $2`, [id, tenant]);
     return rows[0];
   }
 
@@ -86,11 +86,11 @@ export class FileStore {
    */
   async delete(tenant: string, id: string): Promise<"deleted" | "not_found" | "in_use"> {
     return inTransaction(this.pool, async (client) => {
-      const found = await client.query("SELECT 1 FROM files WHERE id = $1 AND tenant = $2 FOR UPDATE", [id, tenant]);
+      const found = await client.query("SELECT 1 FROM api_files WHERE id = $1 AND tenant = $2 FOR UPDATE", [id, tenant]);
       if (found.rowCount === 0) return "not_found";
-      const users = await client.query(`SELECT 1 FROM batches WHERE input_file_id = $1 AND status IN ${ACTIVE} LIMIT 1`, [id]);
+      const users = await client.query(`SELECT 1 FROM api_batches WHERE input_file_id = $1 AND status IN ${ACTIVE} LIMIT 1`, [id]);
       if ((users.rowCount ?? 0) > 0) return "in_use";
-      await client.query("DELETE FROM files WHERE id = $1", [id]);
+      await client.query("DELETE FROM api_files WHERE id = $1", [id]);
       return "deleted";
     });
   }

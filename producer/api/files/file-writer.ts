@@ -1,6 +1,6 @@
 /**
  * Writes a file's lines inside the caller's transaction, in bounded chunks: memory holds at most FLUSH_BYTES of
- * lines (plus the one being added), whatever the file's size. The file row is inserted first (file_lines refers to
+ * lines (plus the one being added), whatever the file's size. The file row is inserted first (api_file_lines refers to
  * it) and its size set on close; nobody sees either before the caller commits.
  */
 import type pg from "pg";
@@ -40,7 +40,7 @@ export class FileWriter {
   ) {}
 
   static async open(client: pg.ClientBase, header: FileHeader): Promise<FileWriter> {
-    await client.query("INSERT INTO files (id, tenant, purpose, filename, bytes, lines, requests) VALUES ($1, $2, $3, $4, 0, 0, 0)", [
+    await client.query("INSERT INTO api_files (id, tenant, purpose, filename, bytes, lines, requests) VALUES ($1, $2, $3, $4, 0, 0, 0)", [
       header.id,
       header.tenant,
       header.purpose,
@@ -64,7 +64,7 @@ export class FileWriter {
     await this.flush();
     const header = { ...this.header, ...update };
     const { rows } = await this.client.query<FileRow>(
-      `UPDATE files SET purpose = $2, filename = $3, bytes = $4, lines = $5, requests = $6 WHERE id = $1 RETURNING ${FILE_COLUMNS}`,
+      `UPDATE api_files SET purpose = $2, filename = $3, bytes = $4, lines = $5, requests = $6 WHERE id = $1 RETURNING ${FILE_COLUMNS}`,
       [header.id, header.purpose, header.filename, this.bytes, this.lines, this.requests],
     );
     return rows[0] as FileRow;
@@ -81,7 +81,7 @@ export class FileWriter {
     });
     this.rows = [];
     this.rowBytes = 0;
-    await this.client.query(`INSERT INTO file_lines (file_id, line, data, custom_id, url, line_error, request_error) VALUES ${tuples.join(", ")}`, values);
+    await this.client.query(`INSERT INTO api_file_lines (file_id, line, data, custom_id, url, line_error, request_error) VALUES ${tuples.join(", ")}`, values);
   }
 }
 

@@ -1,7 +1,7 @@
 -- Issue 10: OpenAI-compatible files and batches (producer/api/files, producer/api/batches).
 
 -- A file: an uploaded batch input (purpose 'batch') or an assembled output/error file ('batch_output').
-CREATE TABLE files (
+CREATE TABLE api_files (
   id          text PRIMARY KEY,                     -- "file-<24 hex>"
   tenant      text NOT NULL,
   purpose     text NOT NULL CHECK (purpose IN ('batch', 'batch_output')),
@@ -12,13 +12,13 @@ CREATE TABLE files (
   requests    integer NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX files_tenant_created_idx ON files (tenant, created_at DESC);
+CREATE INDEX api_files_tenant_created_idx ON api_files (tenant, created_at DESC);
 
 -- A file's content, one row per line with its own terminator, so an upload is written in bounded chunks, a
 -- download streams in bounded pages, and the batch runner reads requests by line number. bytea: the bytes exactly
 -- as uploaded (text would refuse invalid UTF-8 and U+0000).
-CREATE TABLE file_lines (
-  file_id       text NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+CREATE TABLE api_file_lines (
+  file_id       text NOT NULL REFERENCES api_files (id) ON DELETE CASCADE,
   line          integer NOT NULL,                   -- 1-based, as an editor numbers it
   data          bytea NOT NULL,
   -- Input files only, from the checks made while the upload streamed in (producer/api/batches/request-line.ts):
@@ -31,9 +31,9 @@ CREATE TABLE file_lines (
   PRIMARY KEY (file_id, line)
 );
 -- Duplicate custom_id detection at validation.
-CREATE INDEX file_lines_custom_id_idx ON file_lines (file_id, custom_id) WHERE custom_id IS NOT NULL;
+CREATE INDEX api_file_lines_custom_id_idx ON api_file_lines (file_id, custom_id) WHERE custom_id IS NOT NULL;
 
-CREATE TABLE batches (
+CREATE TABLE api_batches (
   id                text PRIMARY KEY,                 -- "batch_<32 hex>" (UUIDv7: time-sortable)
   tenant            text NOT NULL,
   endpoint          text NOT NULL,
@@ -74,12 +74,12 @@ CREATE TABLE batches (
   next_step_at      timestamptz NOT NULL DEFAULT now()
 );
 -- Listings newest first with an `after` cursor.
-CREATE INDEX batches_tenant_created_idx ON batches (tenant, created_at DESC, id DESC);
+CREATE INDEX api_batches_tenant_created_idx ON api_batches (tenant, created_at DESC, id DESC);
 -- The runner's queue: only batches still moving.
-CREATE INDEX batches_due_idx ON batches (next_step_at)
+CREATE INDEX api_batches_due_idx ON api_batches (next_step_at)
   WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling');
 -- A file read by a batch that is still moving may not be deleted.
-CREATE INDEX batches_input_file_idx ON batches (input_file_id);
+CREATE INDEX api_batches_input_file_idx ON api_batches (input_file_id);
 
 -- A batch's jobs are "batch-<hex>:<line>": its progress is one scan of this partial index (only batch jobs are in
 -- it; id never changes, so heartbeats and status updates stay HOT).
