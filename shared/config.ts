@@ -156,6 +156,15 @@ export const envSchema = z
     OPS_PORT: int(0, 65_535).optional(),
     /** Address the ops server binds (a load balancer's health check reaches it from outside the host). */
     OPS_HOST: z.string().min(1).default("0.0.0.0"),
+    // --- batches (producer/api/batches/runner.ts) ---------------------------------------------------------------
+    /** Queue the batch runner sends jobs to. Unset: the last (lowest-priority) QUEUE_URLS entry. */
+    BATCH_QUEUE_URL: url.optional(),
+    /** How often an idle batch runner looks for work, and how often a running batch's progress is checked. */
+    BATCH_RUNNER_INTERVAL_MS: int(50, 60_000).default(1_000),
+    /** Lines a runner step sends to SQS (also capped at 4 MiB of lines). */
+    BATCH_ENQUEUE_CHUNK: int(10, 10_000).default(1_000),
+    /** How long a cancelled or expired batch waits for requests already running before its files are assembled. */
+    BATCH_FINISH_GRACE_MS: int(0, 3_600_000).default(60_000),
     // --- scale-in (worker/scale-in.ts) ---------------------------------------------------------------------
     /** The worker's Auto Scaling group. Unset (e.g. locally): no scale-in protection, no volunteering. */
     ASG_NAME: z.string().min(1).max(255).optional(),
@@ -296,6 +305,8 @@ export interface Config {
   ops?: { port: number; host: string };
   api: ApiConfig;
   apiClient: { url: string; key?: string };
+  /** The OpenAI-compatible batch runner; queueUrl unset: the last of queue.urls. */
+  batch: { queueUrl?: string; runnerIntervalMs: number; enqueueChunk: number; finishGraceMs: number };
   /** Present only when ASG_NAME is set. */
   scaleIn?: { groupName: string; instanceId: string; checkIntervalMs: number };
   logging: {
@@ -388,6 +399,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       presenceIntervalMs: e.PRESENCE_INTERVAL_MS,
     },
     ops: e.OPS_PORT === undefined ? undefined : { port: e.OPS_PORT, host: e.OPS_HOST },
+    batch: { queueUrl: e.BATCH_QUEUE_URL, runnerIntervalMs: e.BATCH_RUNNER_INTERVAL_MS, enqueueChunk: e.BATCH_ENQUEUE_CHUNK, finishGraceMs: e.BATCH_FINISH_GRACE_MS },
     scaleIn:
       e.ASG_NAME === undefined || e.INSTANCE_ID === undefined
         ? undefined
