@@ -76,7 +76,9 @@ async function start(config: Config, log: Logger, closers: CleanupStep[]) {
     redis.on("error", () => undefined); // reported by the limiter and the cache, once per outage
     closers.push(() => redis?.quit().catch(() => redis?.disconnect()));
   }
-  const runtime = await openApiRuntime({ config: config.api, log, pool, queue, queueUrl, cache, redis });
+  // Batch work goes to the lowest-priority class unless BATCH_QUEUE_URL says otherwise: it yields to interactive jobs.
+  const batchQueueUrl = config.batch.queueUrl ?? config.queue.urls?.at(-1) ?? queueUrl;
+  const runtime = await openApiRuntime({ config: config.api, log, pool, queue, queueUrl, cache, redis, batch: { ...config.batch, queueUrl: batchQueueUrl } });
   closers.push(() => runtime.close());
   const app = buildApi(runtime.deps);
   closers.push(() => app.close());

@@ -23,6 +23,9 @@ import { listenRedisDone, PostgresDoneListener } from "./done-listener.ts";
 import { JobWebhooks } from "./job-webhooks.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { WebhookOutbox } from "./webhook-outbox.ts";
+import { BatchRunner } from "./batches/runner.ts";
+import { BatchStore } from "./batches/batch-store.ts";
+import { FileStore } from "./files/file-store.ts";
 
 export interface ApiRuntimeOptions {
   config: ApiConfig;
@@ -35,6 +38,11 @@ export interface ApiRuntimeOptions {
   cache?: ResultsCache;
   /** A Redis connection for the shared rate-limit buckets. Unset: per-process buckets. */
   redis?: Redis;
+  /**
+   * The OpenAI Batch runner (moves batches along; safe with several replicas). `queueUrl`: where batch jobs go,
+   * normally the lowest-priority class. Unset: no runner in this process (batches are created but do not move).
+   */
+  batch?: { queueUrl: string; runnerIntervalMs: number; enqueueChunk: number; finishGraceMs: number };
   /** Where long polls are woken from. Default both (Redis only when `cache` is given); tests isolate one. */
   wakeUps?: { postgres: boolean; redis: boolean };
 }
@@ -69,6 +77,26 @@ export async function openApiRuntime(o: ApiRuntimeOptions): Promise<ApiRuntime> 
     steps.push(stopNoticing);
     outbox.start();
     steps.push(() => outbox.stop());
+    if (o.batch !== undefined) {
+      const runner = new BatchRunner({
+        pool: o.pool,
+        batches: new BatchStore(o.pool),
+        files: new FileStore(o.pool),
+        jobs: store,
+        producer: new Producer({ queue: o.queue, queueUrl: o.batch.queueUrl }),
+        log: o.log,
+        intervalMs: o.batch.runnerIntervalMs,
+        enqueueChunk: o.batch.enqueueChunk,
+        finishGraceMs: o.batch.finishGraceMs,
+        // The webhook commits with the batch's end state, or not at all.
+        onEnded: async (client, ended) => {
+          if (ended.webhookUrl === null) return;
+          await outbox.enqueue([{ tenant: ended.tenant, url: ended.webhookUrl, event: "batch.completed", subjectId: String(ended.batch.id), data: ended.batch }], client);
+        },
+      });
+      runner.start();
+      steps.push(() => runner.stop());
+    }
     const limiter = o.config.rateLimit && new RateLimiter({ ...o.config.rateLimit, redis: o.redis, log: o.log });
     const deps: ApiDeps = {
       config: o.config,

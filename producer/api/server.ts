@@ -12,11 +12,12 @@ import type { ApiDeps, ApiPlugin } from "./api-deps.ts";
 import { KeyAuthenticator } from "./auth.ts";
 import { installErrorHandlers } from "./errors.ts";
 import { jobRoutes } from "./job-routes.ts";
+import { batchRoutes } from "./batches/plugin.ts";
 
 export type { ApiDeps, ApiPlugin } from "./api-deps.ts";
 
 /** Route plugins under `/v1`, registered in this order as `app.register(plugin, { deps })`. */
-export const V1_PLUGINS: readonly ApiPlugin[] = [jobRoutes];
+export const V1_PLUGINS: readonly ApiPlugin[] = [jobRoutes, async (app, { deps }) => app.register(batchRoutes, { pool: deps.pool })];
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({

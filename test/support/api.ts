@@ -18,6 +18,8 @@ export interface ApiFixtureOptions {
   /** Redis for results, wake-ups and rate limits. Default true. */
   redis?: boolean;
   wakeUps?: ApiRuntimeOptions["wakeUps"];
+  /** Run the OpenAI Batch runner in this API (batch jobs go to the fixture's queue). */
+  batch?: boolean;
   /** Share this fixture's store, queue and Redis prefix (a second replica). */
   sharing?: ApiFixture;
 }
@@ -61,7 +63,8 @@ export async function apiFixture(o: ApiFixtureOptions = {}): Promise<ApiFixture>
   let app: ReturnType<typeof buildApi>;
   let url = "";
   const open = async () => {
-    runtime = await openApiRuntime({ config, log: silentLog, pool: s.pool, queue: q.queue, queueUrl: q.queueUrl, cache, redis, wakeUps: o.wakeUps });
+    const batch = o.batch ? { queueUrl: q.queueUrl, runnerIntervalMs: 100, enqueueChunk: 100, finishGraceMs: 1_000 } : undefined;
+    runtime = await openApiRuntime({ config, log: silentLog, pool: s.pool, queue: q.queue, queueUrl: q.queueUrl, cache, redis, wakeUps: o.wakeUps, batch });
     app = buildApi(runtime.deps);
     url = await app.listen({ host: "127.0.0.1", port: 0 });
   };

@@ -1,9 +1,11 @@
 /**
- * The batch API on a bare Fastify app for tests: a stub auth hook maps a bearer key to its tenant (the API core's
- * real auth replaces it), two batch runners (two "replicas") on one migrated schema, the official openai client.
+ * The batch API on a bare Fastify app for tests: a stub auth hook maps a bearer key to its tenant (test/api-batch
+ * runs it behind the real auth), two batch runners (two "replicas") on one migrated schema, the official openai client.
  */
 import Fastify, { type FastifyInstance } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import OpenAI from "openai";
+import { installErrorHandlers } from "../../producer/api/errors.ts";
 import type pg from "pg";
 import { FileStore } from "../../producer/api/files/file-store.ts";
 import type { UploadLimits } from "../../producer/api/files/upload.ts";
@@ -32,6 +34,10 @@ export async function startBatchApi(
 ): Promise<BatchApi> {
   const pool = await createPool({ url: s.url, poolSize: 12, schema: s.schema });
   const app: FastifyInstance = Fastify();
+  // What the API core's buildApi sets on the root instance: zod schemas and OpenAI-shaped errors.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandlers(app, 1_048_576);
   app.addHook("onRequest", async (req, reply) => {
     const tenant = KEYS[/^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? ""];
     if (tenant === undefined) return reply.code(401).send({ error: { message: "bad key", type: "authentication_error", param: null, code: "invalid_api_key" } });

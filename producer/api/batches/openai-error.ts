@@ -1,31 +1,9 @@
 /**
- * OpenAI's error shape, `{"error": {message, type, param, code}}`, for the files and batches routes.
- * A stand-in until the API core's producer/api/errors.ts is committed: `openAiError` and `ApiError(status, fields)`
- * have its signatures, so switching is an import change (and plugin.ts's error handler can then go).
+ * The files and batches routes' refusals, in the API core's error type (producer/api/errors.ts answers them).
  */
-import type { FastifyReply } from "fastify";
+import { ApiError } from "../errors.ts";
 
-export interface OpenAiErrorFields {
-  message: string;
-  type: string;
-  param?: string | null;
-  code?: string | null;
-}
-
-export function openAiError(reply: FastifyReply, status: number, e: OpenAiErrorFields): FastifyReply {
-  return reply.code(status).send({ error: { message: e.message, type: e.type, param: e.param ?? null, code: e.code ?? null } });
-}
-
-/** Thrown by handlers; answered as is. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly fields: OpenAiErrorFields,
-  ) {
-    super(fields.message);
-    this.name = "ApiError";
-  }
-}
+export { ApiError, openAiError } from "../errors.ts";
 
 /** A refusal of the request: 4xx, `invalid_request_error`, the parameter at fault. */
 export function invalid(status: number, code: string, message: string, param: string | null = null): ApiError {
