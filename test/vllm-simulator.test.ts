@@ -427,7 +427,7 @@ test("options: profile defaults, env under flags, every bad value named at once"
   );
   assert.equal(o.profile, "llama-3.1-70b-8xh100");
   assert.equal(o.model, PROFILES["llama-3.1-70b-8xh100"].model);
-  assert.equal(o.stepFixedMs, PROFILES["llama-3.1-70b-8xh100"].stepFixedMs);
+  assert.equal(o.stepWeightsReadMs, PROFILES["llama-3.1-70b-8xh100"].stepWeightsReadMs);
   assert.equal(o.maxNumSeqs, 64, "the flag wins over the env");
   assert.equal(o.seed, 9);
   assert.equal(o.port, 0);

@@ -159,10 +159,10 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("ollamaMaxQueue", 0);
   need(o.ollamaModel.length > 0, "ollamaModel: must not be empty");
   need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
-  nonNegative("stepFixedMs", o.stepFixedMs);
-  nonNegative("stepPerSeqMs", o.stepPerSeqMs);
-  nonNegative("stepPerContextTokenMs", o.stepPerContextTokenMs);
-  nonNegative("stepPerPrefillTokenMs", o.stepPerPrefillTokenMs);
+  for (const name of ["stepOverheadMs", "stepPerSeqMs", "stepWeightsReadMs", "stepPerTokenComputeMs", "stepPerContextTokenMs"] as const) {
+    nonNegative(name, o[name]);
+  }
+  need(Number.isFinite(o.stepJitter) && o.stepJitter >= 0 && o.stepJitter < 1, "stepJitter: must be a number >= 0 and < 1");
   need(Number.isFinite(o.timeScale) && o.timeScale > 0, "timeScale: must be a number > 0");
   fraction("earlyStopRate", o.earlyStopRate);
   // A request of max_model_len tokens must fit in the KV cache on its own, or it could never be scheduled.
@@ -207,10 +207,13 @@ const SPECS: OptionSpec[] = [
   { flag: "max-num-batched-tokens", key: "maxNumBatchedTokens", kind: "int", help: "token budget per step (decodes + prefill chunks)" },
   { flag: "max-model-len", key: "maxModelLen", kind: "int", help: "max prompt + max_tokens per request (over → 400)" },
   { flag: "kv-capacity-tokens", key: "kvCapacityTokens", kind: "int", help: "KV cache size in tokens (full → no admission, preemption)" },
-  { flag: "step-fixed-ms", key: "stepFixedMs", kind: "number", help: "fixed cost of every step, ms" },
+  { flag: "step-overhead-ms", key: "stepOverheadMs", kind: "number", help: "fixed CPU/launch cost of every step, ms" },
   { flag: "step-per-seq-ms", key: "stepPerSeqMs", kind: "number", help: "step cost per scheduled sequence, ms" },
-  { flag: "step-per-context-token-ms", key: "stepPerContextTokenMs", kind: "number", help: "step cost per KV token of running sequences, ms" },
-  { flag: "step-per-prefill-token-ms", key: "stepPerPrefillTokenMs", kind: "number", help: "step cost per prompt token prefilled, ms" },
+  { flag: "step-weights-read-ms", key: "stepWeightsReadMs", kind: "number", help: "streaming every weight from HBM once: a step's floor, ms" },
+  { flag: "step-per-token-compute-ms", key: "stepPerTokenComputeMs", kind: "number", help: "linear-layer FLOPs of one scheduled token, ms (beyond the weight read)" },
+  { flag: "step-per-context-token-ms", key: "stepPerContextTokenMs", kind: "number", help: "attention's read of one KV token of the batch, ms" },
+  { flag: "step-jitter", key: "stepJitter", kind: "number", help: "each step lasts 1 ± this times the model (seeded; default 0.03)" },
+  { flag: "enable-prefix-caching", key: "enablePrefixCaching", kind: "bool", help: "automatic prefix caching (default true; false to turn it off)" },
   { flag: "max-num-queued-reqs", key: "maxNumQueuedReqs", kind: "int", help: "waiting-queue cap, over → 503; 0 = unbounded (default 0)" },
   { flag: "api-key", key: "apiKey", kind: "string", help: "require this bearer token on /v1/* (default none)" },
   { flag: "seed", key: "seed", kind: "int", help: "seed for output text, lengths and faults (default 0)" },

@@ -46,7 +46,7 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   const resolved = resolveSimulatorOptions(options);
   // The metrics observe the engine and read its gauges: created first, pointed at the engine once it exists.
   const source: { engine?: Engine } = {};
-  const metrics = new SimulatorMetrics(resolved.model, () => source.engine);
+  const metrics = new SimulatorMetrics(resolved.model, () => source.engine, resolved.maxModelLen);
   const engine = new Engine({ ...resolved, instant: isInstant(resolved) }, metrics);
   source.engine = engine;
   const faults = new FaultInjector(resolved.seed, resolved.faults);
