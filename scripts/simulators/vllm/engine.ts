@@ -170,8 +170,9 @@ export class Engine {
       return seq;
     }
     if (this.config.instant) {
+      if (spec.onToken !== undefined) for (let g = 1; g <= spec.outputTokens; g++) spec.onToken(g);
       seq.generated = spec.outputTokens;
-      seq.firstScheduledMs = seq.firstTokenMs = seq.arrivalMs;
+      seq.firstScheduledMs = seq.firstTokenMs = seq.lastTokenMs = seq.arrivalMs;
       this.counters.promptTokens += spec.promptTokens;
       this.counters.generationTokens += spec.outputTokens;
       this.observer?.onStep({ durationMs: 0, generationTokens: spec.outputTokens, promptTokens: spec.promptTokens, itlCount: 0, scheduledTokens: 0 });

@@ -17,7 +17,11 @@ export interface FaultOptions {
   stallRate: number;
   /** How long a stalled response is held, in wall-clock ms (not scaled by timeScale). Default 30000. */
   stallMs: number;
-  /** The engine died: /health answers 503, in-flight and new completions fail with 500. Default false. */
+  /**
+   * vLLM's engine core died: requests in flight fail (a bare 500; a stream, an error line) and the server stops
+   * listening, as vLLM's API server exits (connection refused) — the Ollama and Gemini routes with it, being the same
+   * process. Setting it back to false restarts the server on the same port. Default false.
+   */
   engineDead: boolean;
   /**
    * Fraction 0-1 of choices whose text contains U+0000 (a model emitting the byte token <0x00>). Default 0.
@@ -41,6 +45,8 @@ export interface FaultOptions {
    * Optional so fault sets written before the Ollama API existed still type-check; resolved options always have it.
    */
   ollamaStreamErrorRate?: number;
+  /** Ollama's runner process died: /api/chat and /api/generate answer 500, the Ollama server itself stays up. Default false. */
+  ollamaRunnerDead?: boolean;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -90,6 +96,7 @@ export const DEFAULT_FAULTS: FaultOptions = {
   geminiSafetyRate: 0,
   geminiPromptBlockRate: 0,
   ollamaStreamErrorRate: 0,
+  ollamaRunnerDead: false,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -237,7 +244,8 @@ const SPECS: OptionSpec[] = [
   { flag: "gemini-safety-rate", key: "geminiSafetyRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini answers withheld, finishReason SAFETY (default 0)" },
   { flag: "gemini-prompt-block-rate", key: "geminiPromptBlockRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini prompts blocked, promptFeedback.blockReason SAFETY (default 0)" },
   { flag: "ollama-stream-error-rate", key: "ollamaStreamErrorRate", kind: "number", fault: true, help: "fraction 0-1 of streamed Ollama answers cut by an {\"error\"} line (default 0)" },
-  { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
+  { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: nothing listens (vLLM exits when its engine dies)" },
+  { flag: "ollama-runner-dead", key: "ollamaRunnerDead", kind: "bool", fault: true, help: "Ollama's runner is dead: /api/chat and /api/generate answer 500" },
 ];
 
 const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replaceAll("-", "_")}`;
