@@ -202,7 +202,7 @@ test("failure injection: mid-stream {error} line, stream:false 500, injected sta
     await assert.rejects(post(sim, "/api/chat", chat("x")));
     assert.equal(sim.requestLog().entries.at(-1)?.outcome, "reset");
 
-    sim.setFaults({ errorRate: 0, engineDead: true });
+    sim.setFaults({ errorRate: 0, ollamaRunnerDead: true });
     const dead = await post(sim, "/api/generate", { model: TAG, prompt: "x" });
     assert.equal(dead.status, 500);
     assert.match(JSON.parse(dead.text).error, /llama runner process has terminated/);
