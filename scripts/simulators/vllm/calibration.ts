@@ -80,17 +80,28 @@ function metricOf(r: LoadResult, metric: CalibrationPoint["metric"]): number {
   }
 }
 
-/** The comparison as a Markdown table (the README's is this output). */
+/** The comparison as Markdown: a table per profile, then the sources (the README's section is this output). */
 export function calibrationTable(rows: readonly CalibrationRow[]): string {
-  const lines = ["| profile | source | workload | metric | published | simulator | ratio | tolerance | held |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"];
-  for (const { point, measured, ratio, ok } of rows) {
-    const w = point.workload;
-    const workload = w.kind === "batch" ? `batch ${w.batch}, ${w.promptTokens}→${w.outputTokens}` : `c=${w.concurrency}, ${w.promptTokens}→${w.outputTokens}`;
-    const t = point.tolerance;
-    const tolerance = t.kind === "ratio" ? `×${t.min}–${t.max}` : t.kind === "at-most" ? `×${t.factorMin}–1 (upper bound)` : `range ${t.low}–${t.high}`;
-    const held = ok === undefined ? "shown" : ok ? "yes" : "**NO**";
-    const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-    lines.push(`| ${point.profile} | [${point.source}](${point.url}) | ${workload} | ${point.metric} | ${fmt(point.published)} | ${fmt(measured)} | ${ratio.toFixed(2)} | ${tolerance} | ${held} |`);
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const out: string[] = [];
+  for (const profile of [...new Set(rows.map((r) => r.point.profile))]) {
+    out.push(`**${profile}**`, "", "| source | workload | metric | published | simulator | ratio | tolerance | held |", "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const { point, measured, ratio, ok } of rows.filter((r) => r.point.profile === profile)) {
+      const w = point.workload;
+      const workload = w.kind === "batch" ? `batch ${w.batch}, ${w.promptTokens}→${w.outputTokens}` : `c=${w.concurrency}, ${w.promptTokens}→${w.outputTokens}`;
+      const t = point.tolerance;
+      const tolerance = t.kind === "ratio" ? `×${t.min}–${t.max}` : t.kind === "at-most" ? `×${t.factorMin}–1` : `${t.low}–${t.high}`;
+      const held = ok === undefined ? "shown" : ok ? "yes" : "**NO**";
+      out.push(`| ${point.source} | ${workload} | ${point.metric} | ${fmt(point.published)} | ${fmt(measured)} | ${ratio.toFixed(2)} | ${tolerance} | ${held} |`);
+    }
+    out.push("");
   }
-  return lines.join("\n");
+  out.push("Sources:", "");
+  for (const source of [...new Set(rows.map((r) => r.point.source))]) {
+    const points = rows.map((r) => r.point).filter((p) => p.source === source);
+    const notes = [...new Set(points.map((p) => (p.caveat === undefined ? p.setup : `${p.setup}: ${p.caveat}`)).filter((n) => !n.startsWith("AIPerf")))];
+    const caveats = [...new Set(points.map((p) => p.caveat).filter((c) => c !== undefined && points[0]!.setup.startsWith("AIPerf")))];
+    out.push(`- ${source}: <${points[0]!.url}>${[...notes, ...caveats].map((n) => `; ${n}`).join("")}`);
+  }
+  return out.join("\n");
 }

@@ -5,11 +5,11 @@
  *
  * llama-3.1-8b-h100: Llama-3.1-8B-Instruct, BF16, one H100 SXM (3.35 TB/s HBM3, 989 dense BF16 TFLOPS), vLLM V1
  * defaults (max_num_seqs 1024, max_num_batched_tokens 8192, prefix caching on). Weights 16.1 GB → ≈ 5.3 ms to stream
- * at ~90 % of peak bandwidth; 16 GFLOP a token → ≈ 0.027 ms at ~60 % of peak; KV 128 KiB a token → ≈ 0.00005 ms to
- * read. The overhead is what is left of vLLM's own batch-8 latency figure once those are paid.
+ * at ~90 % of peak bandwidth; 14 GFLOP a token (non-embedding weights) → ≈ 0.021 ms at ~70 % of peak; KV 128 KiB a
+ * token → ≈ 0.00005 ms to read. The overhead is what vLLM's own batch-8 latency figure leaves once those are paid.
  * llama-3.1-70b-8xh100: Llama-3.1-70B-Instruct, BF16, TP=8 on 8×H100 SXM. 141 GB of weights over 8 GPUs → ≈ 5.9 ms;
- * 141 GFLOP a token over 8 GPUs plus the per-layer all-reduces → ≈ 0.035 ms; 320 KiB of KV a token over 8 GPUs →
- * ≈ 0.000015 ms; the overhead carries the all-reduce latency floor (160 per step).
+ * 137 GFLOP a token over 8 GPUs at ~50 % plus the per-layer all-reduce traffic → ≈ 0.04 ms; 320 KiB of KV a token
+ * over 8 GPUs → ≈ 0.000015 ms; the overhead carries the all-reduce latency floor (160 per step).
  */
 import type { StepModel } from "./step-time.ts";
 
