@@ -18,8 +18,6 @@ export interface ClosedLoopWorkload {
   warmupMs?: number;
   /** Simulated ms measured. Default 60 s. */
   measureMs?: number;
-  /** Client-side ms between an answer and the next request, served one at a time (an asyncio benchmark client). */
-  clientTurnaroundMs?: number;
 }
 
 export interface LoadResult {
@@ -49,17 +47,12 @@ export function runClosedLoop(config: EngineConfig, w: ClosedLoopWorkload): Load
   const random = mulberry32(config.seed ^ 0xc105ed);
   const done: { finishedMs: number; result: SequenceResult }[] = [];
   let generatedAtWarmup = 0;
-  let clientFreeMs = 0;
   const send = (): void => {
     const spec = { promptTokens: w.promptTokens, outputTokens: w.outputTokens, finishReason: "length" as const, promptBlocks: uniqueBlocks(random, w.promptTokens) };
     engine.submit(spec, (result) => {
       if (result.outcome === "error") return;
       done.push({ finishedMs: clock.now(), result });
-      if (clock.now() >= warmupMs + measureMs) return;
-      const turnaround = w.clientTurnaroundMs ?? 0;
-      if (turnaround <= 0) return send();
-      clientFreeMs = Math.max(clientFreeMs, clock.now()) + turnaround * (0.5 + random());
-      clock.at(clientFreeMs, send);
+      if (clock.now() < warmupMs + measureMs) send();
     });
   };
   for (let i = 0; i < w.concurrency; i++) send();

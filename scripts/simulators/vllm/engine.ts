@@ -228,11 +228,11 @@ export class Engine {
    * behind wall time (a loaded CPU), wall-mapped time would run ahead of the step clock and make latencies negative.
    */
   private arrivalTime(): number {
-    const wall = this.wallToSim();
+    const wall = this.clockNowMs();
     return this.timer !== undefined && this.stepEndMs > this.simNowMs ? Math.min(wall, this.stepEndMs) : Math.max(wall, this.simNowMs);
   }
 
-  private wallToSim(): number {
+  private clockNowMs(): number {
     return this.clock.now();
   }
 
@@ -244,7 +244,7 @@ export class Engine {
 
   private startStep(fromIdle: boolean): void {
     this.timer = undefined;
-    if (fromIdle) this.simNowMs = Math.max(this.simNowMs, this.wallToSim());
+    if (fromIdle) this.simNowMs = Math.max(this.simNowMs, this.clockNowMs());
     const durationMs = this.schedule();
     if (durationMs < 0) return; // nothing to do: idle, no timer
     this.stepStartMs = this.simNowMs;
