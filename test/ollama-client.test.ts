@@ -220,7 +220,7 @@ describe("OllamaClient failures", () => {
     const reset = await failure(ollama.generate({ prompt: "x", params: {} }));
     assert.ok(reset instanceof ProviderRetryableError);
     assert.equal(reset.code, "PROVIDER_CONNECTION");
-    server.setFaults({ errorRate: 0, engineDead: true });
+    server.setFaults({ errorRate: 0, ollamaRunnerDead: true });
     const dead = await failure(ollama.generate({ prompt: "x", params: {} }));
     assert.ok(dead instanceof ProviderRetryableError);
     assert.equal(dead.code, "PROVIDER_UNAVAILABLE");

@@ -71,8 +71,8 @@ test("/api/chat streams Ollama's NDJSON: one chunk per token, then the final chu
     assert.ok(final.eval_count >= 1 && final.eval_count <= 12);
     if (final.done_reason === "length") assert.equal(final.eval_count, 12);
     assert.equal(final.prompt_eval_count, estimateChatTokens(["Summarise the queue design in one line."]));
-    // Simulated time: every token after the first costs at least one step (stepFixedMs of the 8B profile).
-    const stepNs = PROFILES["llama-3.1-8b-h100"].stepFixedMs * 1e6;
+    // Simulated time: every token after the first costs at least one step, and a step at least the weight read.
+    const stepNs = PROFILES["llama-3.1-8b-h100"].stepWeightsReadMs * 1e6;
     assert.ok(final.eval_duration >= (final.eval_count - 1) * stepNs, `${final.eval_duration} ns for ${final.eval_count} tokens`);
     assert.ok(final.prompt_eval_duration >= stepNs, "prefill took a step");
 
@@ -202,7 +202,7 @@ test("failure injection: mid-stream {error} line, stream:false 500, injected sta
     await assert.rejects(post(sim, "/api/chat", chat("x")));
     assert.equal(sim.requestLog().entries.at(-1)?.outcome, "reset");
 
-    sim.setFaults({ errorRate: 0, engineDead: true });
+    sim.setFaults({ errorRate: 0, ollamaRunnerDead: true });
     const dead = await post(sim, "/api/generate", { model: TAG, prompt: "x" });
     assert.equal(dead.status, 500);
     assert.match(JSON.parse(dead.text).error, /llama runner process has terminated/);

@@ -470,7 +470,7 @@ describe("ProviderRouter against two vLLM simulators", () => {
     });
     try {
       assert.deepEqual((await r.generate(REQ)).attempts?.map((a) => a.provider), ["vllm-a"]);
-      primary.setFaults({ engineDead: true });
+      await primary.setFaults({ engineDead: true });
       const first = await r.generate(REQ);
       assert.deepEqual(first.attempts?.map((a) => [a.provider, a.ok]), [["vllm-a", false], ["vllm-a", false], ["vllm-a", false], ["vllm-b", true]]);
       assert.ok(first.text.length > 0);
@@ -478,7 +478,7 @@ describe("ProviderRouter against two vLLM simulators", () => {
       const during = await Promise.all(Array.from({ length: 20 }, () => r.generate(REQ)));
       assert.ok(during.every((c) => c.attempts?.length === 1 && c.attempts[0]?.provider === "vllm-b"));
 
-      primary.setFaults({ engineDead: false });
+      await primary.setFaults({ engineDead: false });
       await clock.advance(60_000);
       const probe = await r.generate(REQ);
       assert.deepEqual(probe.attempts?.map((a) => [a.provider, a.ok]), [["vllm-a", true]]);

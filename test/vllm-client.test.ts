@@ -13,7 +13,7 @@ import { parsePrometheusText, readVllmLoad } from "../shared/providers/metrics.t
 import { CallDeadline, isAbortError } from "../shared/providers/provider.ts";
 import { VllmClient, apportion } from "../shared/providers/vllm.ts";
 import { startVllmSimulator, type RunningSimulator, type SimulatorOptions } from "../scripts/simulators/vllm/server.ts";
-import { estimateChatTokens, estimateTextTokens } from "../scripts/simulators/vllm/tokens.ts";
+import { chatPrompt, textPrompt } from "../scripts/simulators/vllm/prompt.ts";
 import { rotatingSecret, type RotatingSecret } from "./support/rotating-secret.ts";
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
@@ -60,7 +60,7 @@ describe("VllmClient against the simulator", () => {
     assert.equal(c.provider, "vllm");
     assert.equal(c.model, MODEL);
     assert.ok(["stop", "length"].includes(c.finishReason), c.finishReason);
-    assert.equal(c.promptTokens, estimateChatTokens(messages.map((m) => m.content)));
+    assert.equal(c.promptTokens, chatPrompt(messages.map((m) => ({ role: m.role, text: m.content }))).tokens, "after Llama 3.1's chat template");
     assert.equal(c.completionTokens, words(c.text));
     assert.ok(c.completionTokens >= 1 && c.completionTokens <= 12);
     if (c.finishReason === "length") assert.equal(c.completionTokens, 12);
@@ -69,7 +69,7 @@ describe("VllmClient against the simulator", () => {
   test("completion: a prompt goes to /v1/completions", async () => {
     const prompt = "Once upon a time in a data centre";
     const c = await env.vllm.generate({ prompt, params: { max_tokens: 9 } });
-    assert.equal(c.promptTokens, estimateTextTokens(prompt));
+    assert.equal(c.promptTokens, textPrompt(prompt).tokens, "the text and a BOS");
     assert.equal(c.completionTokens, words(c.text));
     assert.ok(c.completionTokens <= 9);
   });
@@ -89,7 +89,7 @@ describe("VllmClient against the simulator", () => {
     // Usage comes as totals for the list; the per-prompt split must add up to them exactly.
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     assert.equal(sum(batch.map((c) => c.completionTokens)), sum(batch.map((c) => words(c.text))));
-    assert.equal(sum(batch.map((c) => c.promptTokens)), sum(prompts.map(estimateTextTokens)));
+    assert.equal(sum(batch.map((c) => c.promptTokens)), sum(prompts.map((p) => textPrompt(p).tokens)));
     assert.deepEqual(await env.vllm.completeBatch([], params), []);
   });
 
@@ -225,12 +225,29 @@ describe("VllmClient failures", () => {
     assert.equal(later.code, "PROVIDER_CONNECTION");
   });
 
-  test("engine dead → health() false, generation retryable 500", async () => {
+  test("engine dead → vLLM's server exits: health() false, generation PROVIDER_CONNECTION (retryable); back when it restarts", async () => {
     const { vllm, server } = await withFaults({});
-    server.setFaults({ engineDead: true });
+    assert.equal((await vllm.generate({ prompt: "x", params: { max_tokens: 2 } })).provider, "vllm", "a pooled keep-alive socket exists");
+    await server.setFaults({ engineDead: true });
     assert.equal(await vllm.health(), false);
     const err = await failure(vllm.generate({ prompt: "x", params: {} }));
-    assert.ok(err instanceof ProviderRetryableError);
+    assert.ok(err instanceof ProviderRetryableError, String(err));
+    assert.equal(err.code, "PROVIDER_CONNECTION");
+    await server.setFaults({ engineDead: false });
+    assert.equal(await vllm.health(), true);
+    assert.equal((await vllm.generate({ prompt: "x", params: { max_tokens: 2 } })).provider, "vllm");
+  });
+
+  test("an engine death with a request in flight: vLLM's bare 500 is a retryable PROVIDER_UNAVAILABLE", async () => {
+    const server = await startVllmSimulator({ port: 0, timeScale: 1 });
+    const vllm = new VllmClient({ baseUrl: server.url, model: MODEL, timeoutMs: 10_000 });
+    open.push({ close: () => vllm.close().then(() => server.close()) });
+    const inFlight = failure(vllm.generate({ prompt: "x", params: { max_tokens: 5000 } }));
+    await server.engine.whenStats((s) => s.running === 1);
+    await server.setFaults({ engineDead: true });
+    const err = await inFlight;
+    assert.ok(err instanceof ProviderRetryableError, String(err));
+    assert.equal(err.code, "PROVIDER_UNAVAILABLE");
     assert.equal(err.statusCode, 500);
   });
 

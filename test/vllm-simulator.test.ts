@@ -34,15 +34,24 @@ async function post(sim: RunningSimulator, path: string, body: unknown): Promise
   return { status: res.status, json: text === "" ? undefined : JSON.parse(text), headers: res.headers };
 }
 
+/** The server is gone: a pooled keep-alive socket may first report "other side closed"; a new connection is refused. */
+async function assertRefused(attempt: () => Promise<unknown>): Promise<void> {
+  const codeOf = () => attempt().then(() => "answered", (err: { cause?: { code?: string } }) => err.cause?.code ?? "failed");
+  const first = await codeOf();
+  assert.ok(first === "ECONNREFUSED" || first === "UND_ERR_SOCKET", first);
+  if (first !== "ECONNREFUSED") assert.equal(await codeOf(), "ECONNREFUSED");
+}
+
 const chat = (content: string, extra: object = {}) => ({ model: MODEL, messages: [{ role: "user", content }], ...extra });
 
+/** vLLM's current error body: `{"error": {"message", "type", "param", "code"}}`. */
 function assertVllmError(json: any, code: number, type: string): void {
-  assert.deepEqual(Object.keys(json).sort(), ["code", "message", "object", "param", "type"]);
-  assert.equal(json.object, "error");
-  assert.equal(json.code, code);
-  assert.equal(json.type, type);
-  assert.equal(json.param, null);
-  assert.equal(typeof json.message, "string");
+  assert.deepEqual(Object.keys(json), ["error"]);
+  assert.deepEqual(Object.keys(json.error).sort(), ["code", "message", "param", "type"]);
+  assert.equal(json.error.code, code);
+  assert.equal(json.error.type, type);
+  assert.equal(json.error.param, null);
+  assert.equal(typeof json.error.message, "string");
 }
 
 /** One metric sample (first line matching name and optional label text) from Prometheus text. */
@@ -86,7 +95,7 @@ test("chat completion, completions with a prompt list, models and health have vL
       assert.equal(typeof x.text, "string");
     }
     assert.equal(p.json.usage.completion_tokens, 24);
-    assert.equal(p.json.usage.prompt_tokens, 3 + 11 + 2, "≈ 4 characters per token, per prompt");
+    assert.equal(p.json.usage.prompt_tokens, 3 + 11 + 2 + 3, "≈ 4 characters per token, per prompt, plus a BOS each");
     assert.equal(sim.engine.stats().requestsServed, 4, "each prompt of the list is its own engine request");
 
     const n = await post(sim, "/v1/completions", { prompt: "n choices", max_tokens: 4, n: 2 });
@@ -126,12 +135,12 @@ test("over-length requests get vLLM's 400, an unknown model 404, bad bodies 400"
     const long = await post(sim, "/v1/completions", { model: MODEL, prompt: "x".repeat(4000) });
     assert.equal(long.status, 400);
     assertVllmError(long.json, 400, "BadRequestError");
-    assert.match(long.json.message, /maximum context length is 1000 tokens\. However, your request has 1000 input tokens/);
+    assert.match(long.json.error.message, /maximum context length is 1000 tokens\. However, your request has 1001 input tokens/, "1,000 of text + BOS");
 
     const tooMany = await post(sim, "/v1/chat/completions", chat("x".repeat(400), { max_tokens: 900 }));
     assert.equal(tooMany.status, 400);
     assertVllmError(tooMany.json, 400, "BadRequestError");
-    assert.match(tooMany.json.message, /'max_tokens' or 'max_completion_tokens' is too large: 900\. This model's maximum context length is 1000 tokens/);
+    assert.match(tooMany.json.error.message, /'max_tokens' or 'max_completion_tokens' is too large: 900\. This model's maximum context length is 1000 tokens and your request has 135 input tokens/, "100 of text + the chat template's 35");
 
     const fits = await post(sim, "/v1/chat/completions", chat("x".repeat(400), { max_tokens: 800 }));
     assert.equal(fits.status, 200);
@@ -139,7 +148,7 @@ test("over-length requests get vLLM's 400, an unknown model 404, bad bodies 400"
     const unknown = await post(sim, "/v1/chat/completions", { ...chat("hi"), model: "gpt-nothing" });
     assert.equal(unknown.status, 404);
     assertVllmError(unknown.json, 404, "NotFoundError");
-    assert.equal(unknown.json.message, "The model `gpt-nothing` does not exist.");
+    assert.equal(unknown.json.error.message, "The model `gpt-nothing` does not exist.");
 
     const noMessages = await post(sim, "/v1/chat/completions", { model: MODEL });
     assert.equal(noMessages.status, 400);
@@ -226,13 +235,14 @@ test("saturation: batching raises throughput but it is bounded, and latency clim
     };
     const one = await level(1);
     const many = await level(256);
-    // ITL alone ≈ the fixed step cost (7 ms); at 256 the per-sequence and KV costs dominate.
+    // ITL alone ≈ overhead + weight read (7.6 ms); at 256 the token compute and KV reads dominate.
     assert.ok(one.itl > 0.006 && one.itl < 0.012, `ITL alone ${one.itl}`);
     assert.ok(many.itl > 2 * one.itl, `ITL ${one.itl} → ${many.itl}`);
     assert.ok(many.e2e > 2 * one.e2e, `e2e ${one.e2e} → ${many.e2e}`);
     assert.ok(many.tokensPerSecond > 20 * one.tokensPerSecond, "batching helps");
     assert.ok(many.tokensPerSecond < 0.5 * 256 * one.tokensPerSecond, "but throughput saturates");
-    assert.ok(many.tokensPerSecond > 6000 && many.tokensPerSecond < 10_000, `8B profile at 256 seqs: ${many.tokensPerSecond} tok/s`);
+    // Decode-only rate at 256 (NIM publishes ≈ 13k tok/s at 250; calibration.test.ts holds the closed-loop figures).
+    assert.ok(many.tokensPerSecond > 9000 && many.tokensPerSecond < 15_000, `8B profile at 256 seqs: ${many.tokensPerSecond} tok/s`);
   });
 });
 
@@ -281,17 +291,18 @@ test("failure injection answers the configured statuses, resets, stalls, and a d
     assert.throws(() => sim.setFaults({ errorRate: 2 }), /errorRate/);
   });
 
+  // vLLM's API server exits when its engine dies: in-flight requests get a bare 500, then connections are refused.
   await withSim({ timeScale: 1 }, async (sim) => {
     const inFlight = post(sim, "/v1/completions", { prompt: "long", max_tokens: 5000, ignore_eos: true });
     await sim.engine.whenStats((s) => s.running === 1);
-    sim.setFaults({ engineDead: true });
+    await sim.setFaults({ engineDead: true });
     const failed = await inFlight;
     assert.equal(failed.status, 500);
-    assertVllmError(failed.json, 500, "InternalServerError");
-    assert.equal((await fetch(`${sim.url}/health`)).status, 503);
-    assert.equal((await post(sim, "/v1/chat/completions", chat("a"))).status, 500);
-    sim.setFaults({ engineDead: false });
-    assert.equal((await fetch(`${sim.url}/health`)).status, 200);
+    assert.equal(failed.json, undefined, "vLLM's exception handler answers 500 with no body");
+    await assertRefused(() => fetch(`${sim.url}/health`));
+    await assertRefused(() => post(sim, "/v1/chat/completions", chat("a")));
+    await sim.setFaults({ engineDead: false });
+    assert.equal((await fetch(`${sim.url}/health`)).status, 200, "restarted on the same port");
     assert.equal((await post(sim, "/v1/chat/completions", chat("a", { max_tokens: 2 }))).status, 200);
   });
 });
@@ -427,7 +438,7 @@ test("options: profile defaults, env under flags, every bad value named at once"
   );
   assert.equal(o.profile, "llama-3.1-70b-8xh100");
   assert.equal(o.model, PROFILES["llama-3.1-70b-8xh100"].model);
-  assert.equal(o.stepFixedMs, PROFILES["llama-3.1-70b-8xh100"].stepFixedMs);
+  assert.equal(o.stepWeightsReadMs, PROFILES["llama-3.1-70b-8xh100"].stepWeightsReadMs);
   assert.equal(o.maxNumSeqs, 64, "the flag wins over the env");
   assert.equal(o.seed, 9);
   assert.equal(o.port, 0);

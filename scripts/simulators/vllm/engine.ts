@@ -7,36 +7,57 @@
  *      the cache is full the NEWEST running sequence is preempted back to the front of the waiting queue (its KV is
  *      freed and recomputed later: prompt + tokens generated so far), counting a preemption;
  *   2. if nothing was preempted, waiting sequences are admitted FCFS while there is budget, a free seat
- *      (`maxNumSeqs`) and KV room for their first chunk;
- *   3. the step lasts fixed + perSeq × scheduled + perContextToken × KV tokens + perPrefillToken × prompt tokens,
- *      simulated with a single timer; at its end prefill progress and one token per decoding sequence are applied.
- * Idle = no timer. Simulated time runs at 1/timeScale of wall time; the schedule is absolute, so late timers are
- * caught up (the next step starts at once) instead of drifting.
+ *      (`maxNumSeqs`) and KV room for their first chunk; with prefix caching, the leading prompt blocks already
+ *      computed for an earlier request are not prefilled again;
+ *   3. the step lasts stepDurationMs (step-time.ts) × a seeded jitter of ±stepJitter, simulated with a single timer;
+ *      at its end prefill progress and one token per decoding sequence are applied.
+ * Idle = no timer. Time comes from a StepClock: wall time scaled by timeScale, or virtual time for calibration. The
+ * schedule is absolute, so late timers are caught up (the next step starts at once) instead of drifting.
  * Per step the work is O(running); nothing is allocated per token.
  */
+import { WallClock, type Cancel, type StepClock } from "./clock.ts";
 import { Fifo } from "./fifo.ts";
+import { mulberry32 } from "./generator.ts";
+import { BLOCK_SIZE, PrefixCache } from "./prefix-cache.ts";
 import { Sequence, type SequenceOutcome, type SequenceResult, type SequenceSpec } from "./sequence.ts";
+import { stepDurationMs, type StepModel } from "./step-time.ts";
 
 export { Sequence, type SequenceOutcome, type SequenceResult, type SequenceSpec } from "./sequence.ts";
 
-export interface EngineConfig {
+export interface EngineConfig extends StepModel {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   kvCapacityTokens: number;
-  stepFixedMs: number;
-  stepPerSeqMs: number;
-  stepPerContextTokenMs: number;
-  stepPerPrefillTokenMs: number;
+  /** Each step's duration is multiplied by 1 ± this (uniform, seeded): GPU timing noise. */
+  stepJitter: number;
+  /** vLLM's automatic prefix caching (on by default since V1). */
+  enablePrefixCaching: boolean;
+  /** Seeds the step jitter. */
+  seed: number;
   /** Complete every request at submit, no clock. */
   instant: boolean;
-  /** Wall ms per simulated ms. */
+  /** Wall ms per simulated ms (for the default wall clock). */
   timeScale: number;
+}
+
+/** One finished step, for the metrics. */
+export interface StepReport {
+  durationMs: number;
+  /** Output tokens produced. */
+  generationTokens: number;
+  /** Prompt tokens of the requests whose prefill completed. */
+  promptTokens: number;
+  /** Tokens whose inter-token latency is `durationMs`. */
+  itlCount: number;
+  /** Tokens computed: decodes plus prefill chunks (vLLM's iteration tokens). */
+  scheduledTokens: number;
 }
 
 /** What the metrics need from the engine; called synchronously, keep it cheap. */
 export interface EngineObserver {
-  /** After every step: tokens produced, prompts whose prefill completed, and `itlCount` tokens whose ITL = durationMs. */
-  onStep(durationMs: number, generationTokens: number, promptTokens: number, itlCount: number): void;
+  onStep(report: StepReport): void;
+  /** A request's prompt was looked up in the prefix cache at admission: tokens queried and tokens found. */
+  onPrefixLookup(queriedTokens: number, hitTokens: number): void;
   /** A token whose inter-token latency differs from its step's duration (resumed after a skip or preemption). */
   onInterTokenLatency(ms: number): void;
   onPreemption(): void;
@@ -57,11 +78,11 @@ export interface EngineStats {
   peakWaiting: number;
   preemptions: number;
   steps: number;
+  prefixCacheQueries: number;
+  prefixCacheHits: number;
   kvUsedTokens: number;
   kvUsage: number;
 }
-
-type Timer = { kind: "timeout"; handle: NodeJS.Timeout } | { kind: "immediate"; handle: NodeJS.Immediate };
 
 export class Engine {
   private readonly waiting = new Fifo<Sequence>();
@@ -73,10 +94,14 @@ export class Engine {
   private simNowMs = 0;
   private stepStartMs = 0;
   private stepEndMs = 0;
-  private timer: Timer | undefined;
+  /** Tokens computed in the step under way. */
+  private stepTokens = 0;
+  private timer: Cancel | undefined;
   private closed = false;
   private waiters: { predicate: (s: EngineStats) => boolean; resolve: (s: EngineStats) => void; reject: (e: Error) => void }[] = [];
-  private readonly epoch = performance.now();
+  private readonly clock: StepClock;
+  private readonly jitter: () => number;
+  private readonly prefixCache: PrefixCache | undefined;
   private readonly counters = {
     requestsSubmitted: 0,
     requestsServed: 0,
@@ -88,12 +113,20 @@ export class Engine {
     peakWaiting: 0,
     preemptions: 0,
     steps: 0,
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
   };
 
   constructor(
     private readonly config: EngineConfig,
     private readonly observer?: EngineObserver,
-  ) {}
+    clock?: StepClock,
+  ) {
+    this.clock = clock ?? new WallClock(config.timeScale);
+    const random = mulberry32(config.seed ^ 0x57e9);
+    this.jitter = () => 1 + config.stepJitter * (2 * random() - 1);
+    this.prefixCache = config.enablePrefixCaching ? new PrefixCache(Math.floor(config.kvCapacityTokens / BLOCK_SIZE)) : undefined;
+  }
 
   get numRunning(): number {
     return this.running.length;
@@ -137,11 +170,12 @@ export class Engine {
       return seq;
     }
     if (this.config.instant) {
+      if (spec.onToken !== undefined) for (let g = 1; g <= spec.outputTokens; g++) spec.onToken(g);
       seq.generated = spec.outputTokens;
-      seq.firstScheduledMs = seq.firstTokenMs = seq.arrivalMs;
+      seq.firstScheduledMs = seq.firstTokenMs = seq.lastTokenMs = seq.arrivalMs;
       this.counters.promptTokens += spec.promptTokens;
       this.counters.generationTokens += spec.outputTokens;
-      this.observer?.onStep(0, spec.outputTokens, spec.promptTokens, 0);
+      this.observer?.onStep({ durationMs: 0, generationTokens: spec.outputTokens, promptTokens: spec.promptTokens, itlCount: 0, scheduledTokens: 0 });
       this.finish(seq, spec.finishReason, seq.arrivalMs);
       this.notifyWaiters();
       return seq;
@@ -194,40 +228,34 @@ export class Engine {
    * behind wall time (a loaded CPU), wall-mapped time would run ahead of the step clock and make latencies negative.
    */
   private arrivalTime(): number {
-    const wall = this.wallToSim();
+    const wall = this.clockNowMs();
     return this.timer !== undefined && this.stepEndMs > this.simNowMs ? Math.min(wall, this.stepEndMs) : Math.max(wall, this.simNowMs);
   }
 
-  private wallToSim(): number {
-    return (performance.now() - this.epoch) / this.config.timeScale;
+  private clockNowMs(): number {
+    return this.clock.now();
   }
 
-  /** Start the clock if idle. Deferred to setImmediate so a burst arriving together lands in one step. */
+  /** Start the clock if idle. Deferred a turn so a burst arriving together lands in one step. */
   private wake(): void {
     if (this.timer !== undefined || this.closed) return;
-    this.timer = { kind: "immediate", handle: setImmediate(() => this.startStep(true)) };
+    this.timer = this.clock.soon(() => this.startStep(true));
   }
 
   private startStep(fromIdle: boolean): void {
     this.timer = undefined;
-    if (fromIdle) this.simNowMs = Math.max(this.simNowMs, this.wallToSim());
+    if (fromIdle) this.simNowMs = Math.max(this.simNowMs, this.clockNowMs());
     const durationMs = this.schedule();
     if (durationMs < 0) return; // nothing to do: idle, no timer
     this.stepStartMs = this.simNowMs;
     this.stepEndMs = this.simNowMs + durationMs;
-    const delayMs = this.epoch + this.stepEndMs * this.config.timeScale - performance.now();
-    // Below a millisecond a timer would overshoot (Node clamps to 1 ms); setImmediate lets I/O in and catches up.
-    this.timer =
-      delayMs < 1
-        ? { kind: "immediate", handle: setImmediate(() => this.endStep()) }
-        : { kind: "timeout", handle: setTimeout(() => this.endStep(), delayMs) };
+    this.timer = this.clock.at(this.stepEndMs, () => this.endStep());
   }
 
   /** Decide this step's batch; returns its simulated duration in ms, or -1 when there is nothing to run. */
   private schedule(): number {
     const { maxNumSeqs, kvCapacityTokens } = this.config;
     let budget = this.config.maxNumBatchedTokens;
-    let prefillTokens = 0;
     let contextTokens = 0;
     let preempted = false;
     const running = this.running;
@@ -248,7 +276,6 @@ export class Engine {
       seq.kvTokens += want;
       this.kvUsed += want;
       budget -= want;
-      if (prefilling) prefillTokens += want;
       contextTokens += seq.kvTokens;
       batch.push(seq);
     }
@@ -262,24 +289,44 @@ export class Engine {
         this.finish(seq, "abort");
         continue;
       }
-      const want = Math.min(seq.prefillTarget - seq.prefilled, budget);
-      if (this.kvUsed + want > kvCapacityTokens) break;
+      const cached = seq.prefilled === 0 ? this.cachedPrefix(seq) : 0;
+      const want = Math.min(seq.prefillTarget - seq.prefilled - cached, budget);
+      if (this.kvUsed + cached + want > kvCapacityTokens) break;
       this.waiting.shift();
+      this.countPrefixLookup(seq, cached);
       seq.state = "running";
       if (seq.firstScheduledMs < 0) seq.firstScheduledMs = this.simNowMs;
       running.push(seq);
+      seq.prefilled += cached;
       seq.stepTokens = want;
-      seq.kvTokens += want;
-      this.kvUsed += want;
+      seq.kvTokens += cached + want;
+      this.kvUsed += cached + want;
       budget -= want;
-      prefillTokens += want;
       contextTokens += seq.kvTokens;
       batch.push(seq);
     }
     if (running.length > this.counters.peakRunning) this.counters.peakRunning = running.length;
     if (batch.length === 0) return -1;
-    const c = this.config;
-    return c.stepFixedMs + c.stepPerSeqMs * batch.length + c.stepPerContextTokenMs * contextTokens + c.stepPerPrefillTokenMs * prefillTokens;
+    const tokens = this.config.maxNumBatchedTokens - budget;
+    this.stepTokens = tokens;
+    return stepDurationMs(this.config, { seqs: batch.length, tokens, contextTokens }) * this.jitter();
+  }
+
+  /** Prompt tokens of `seq` already in the prefix cache (0 without caching or block hashes). */
+  private cachedPrefix(seq: Sequence): number {
+    const blocks = seq.spec.promptBlocks;
+    if (this.prefixCache === undefined || blocks === undefined) return 0;
+    // The cache only holds prompt blocks: a preempted sequence recomputes its output tokens in any case.
+    return this.prefixCache.lookup(blocks, seq.spec.promptTokens).cachedTokens;
+  }
+
+  private countPrefixLookup(seq: Sequence, cached: number): void {
+    if (this.prefixCache === undefined || seq.spec.promptBlocks === undefined || seq.prefixCounted) return;
+    seq.prefixCounted = true;
+    seq.cachedTokens = cached;
+    this.counters.prefixCacheQueries += seq.spec.promptTokens;
+    this.counters.prefixCacheHits += cached;
+    this.observer?.onPrefixLookup(seq.spec.promptTokens, cached);
   }
 
   private preempt(seq: Sequence): void {
@@ -308,6 +355,7 @@ export class Engine {
       if (seq.prefilled < seq.prefillTarget) {
         seq.prefilled += seq.stepTokens;
         if (seq.prefilled < seq.prefillTarget) continue; // more chunks to go, no token yet
+        if (seq.spec.promptBlocks !== undefined) this.prefixCache?.insert(seq.spec.promptBlocks);
         if (seq.generated === 0) {
           seq.firstTokenMs = now;
           promptTokens += seq.spec.promptTokens;
@@ -317,12 +365,13 @@ export class Engine {
       seq.generated++;
       generationTokens++;
       seq.lastTokenMs = now;
+      seq.spec.onToken?.(seq.generated);
       if (seq.generated >= seq.spec.outputTokens) this.finished.push(seq);
     }
     this.batch.length = 0;
     this.counters.generationTokens += generationTokens;
     this.counters.promptTokens += promptTokens;
-    this.observer?.onStep(now - this.stepStartMs, generationTokens, promptTokens, itlCount);
+    this.observer?.onStep({ durationMs: now - this.stepStartMs, generationTokens, promptTokens, itlCount, scheduledTokens: this.stepTokens });
     this.compactRunning();
     const finished = this.finished.splice(0);
     this.startStep(false);
@@ -367,21 +416,25 @@ export class Engine {
     else if (outcome === "error") this.counters.requestsFailed++;
     else this.counters.requestsServed++;
     const since = (t: number) => (t < 0 ? -1 : Math.max(0, t - seq.arrivalMs));
+    const between = (from: number, to: number) => (from < 0 || to < 0 ? -1 : Math.max(0, to - from));
     const result: SequenceResult = {
       outcome,
       promptTokens: seq.spec.promptTokens,
       outputTokens: seq.generated,
+      cachedTokens: seq.cachedTokens,
       queueMs: since(seq.firstScheduledMs),
       ttftMs: since(seq.firstTokenMs),
       e2eMs: since(nowMs),
+      prefillMs: between(seq.firstScheduledMs, seq.firstTokenMs),
+      decodeMs: between(seq.firstTokenMs, seq.lastTokenMs),
+      inferenceMs: between(seq.firstScheduledMs, seq.firstTokenMs < 0 ? -1 : nowMs),
     };
     this.observer?.onFinish(result);
     seq.onDone(result);
   }
 
   private clearTimer(): void {
-    if (this.timer?.kind === "timeout") clearTimeout(this.timer.handle);
-    else if (this.timer?.kind === "immediate") clearImmediate(this.timer.handle);
+    this.timer?.();
     this.timer = undefined;
   }
 }

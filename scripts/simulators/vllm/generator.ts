@@ -12,6 +12,10 @@ export interface OutputPlan {
   textStart: number;
   /** The text carries a U+0000 after its first word, as a model decoding the byte token <0x00> would. */
   nul?: boolean;
+  /** A stop string ended it: the text is cut where the stop string starts (vLLM leaves it out), and this is it. */
+  stopReason?: string;
+  /** Characters of the text kept (before a stop string); the whole text when absent. */
+  textLength?: number;
 }
 
 export interface OutputLimits {
@@ -22,6 +26,8 @@ export interface OutputLimits {
   minTokens: number;
   /** vLLM's ignore_eos: always generate max_tokens. */
   ignoreEos: boolean;
+  /** The request's `stop` strings: generation ends at the first one the text would contain (after min_tokens). */
+  stop?: readonly string[];
 }
 
 const VOCABULARY = (
@@ -59,6 +65,36 @@ export class OutputGenerator {
 
   /** Decide length and finish reason for one choice. `key` is the prompt text (or a digest of token ids). */
   plan(key: string, salt: number, limits: OutputLimits): OutputPlan {
+    const plan = this.planLength(key, salt, limits);
+    return limits.stop !== undefined && limits.stop.length > 0 ? this.applyStop(plan, limits.stop, limits.minTokens) : plan;
+  }
+
+  /**
+   * Cut the plan at the earliest stop string its text contains, as vLLM's detokenizer does: the output ends with the
+   * token that completes the stop string (counted), the text ends before it. Matches ending within the first
+   * `minTokens` tokens do not count (vLLM ignores stop strings until min_tokens).
+   */
+  private applyStop(plan: OutputPlan, stops: readonly string[], minTokens: number): OutputPlan {
+    const text = this.text(plan);
+    let best: { start: number; end: number; stop: string } | undefined;
+    for (const stop of stops) {
+      if (stop.length === 0) continue;
+      for (let from = 0; ; ) {
+        const start = text.indexOf(stop, from);
+        if (start < 0 || (best !== undefined && start >= best.start)) break;
+        const end = start + stop.length;
+        if (tokenIndexAt(text, end - 1) + 1 >= minTokens) {
+          best = { start, end, stop };
+          break;
+        }
+        from = start + 1;
+      }
+    }
+    if (best === undefined) return plan;
+    return { ...plan, outputTokens: tokenIndexAt(text, best.end - 1) + 1, finishReason: "stop", stopReason: best.stop, textLength: best.start };
+  }
+
+  private planLength(key: string, salt: number, limits: OutputLimits): OutputPlan {
     const random = mulberry32(hashString(key, this.seed) ^ Math.imul(salt + 1, 0x9e3779b9));
     const limit = Math.max(1, limits.maxTokens ?? limits.contextRoom);
     const floor = Math.min(limit, Math.max(1, limits.minTokens));
@@ -87,9 +123,16 @@ export class OutputGenerator {
       remaining -= take;
       start = 0;
     }
-    const text = out.slice(1);
+    const text = out.slice(1, plan.textLength === undefined ? undefined : plan.textLength + 1);
     return plan.nul ? withNul(text) : text;
   }
+}
+
+/** The output token that character `pos` of a generated text belongs to: words are tokens, a space leads its word. */
+function tokenIndexAt(text: string, pos: number): number {
+  let spaces = 0;
+  for (let i = 0; i <= pos; i++) if (text.charCodeAt(i) === 32) spaces++;
+  return spaces;
 }
 
 function withNul(text: string): string {

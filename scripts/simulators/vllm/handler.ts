@@ -1,7 +1,9 @@
 /**
  * HTTP routes of the simulated vLLM server. A completion request becomes one engine sequence per prompt × n; the
- * response is written when the last one finishes. A client that disconnects first has its sequences aborted, as vLLM
- * does, so abandoned work does not keep the batch full.
+ * response is written when the last one finishes, or streamed token by token (`stream: true`, sse-stream.ts). A
+ * client that disconnects first has its sequences aborted, as vLLM does, so abandoned work does not keep the batch
+ * full. When the engine dies, requests in flight get vLLM's bare 500 (a stream: an error line), and the server then
+ * stops listening (server.ts), as vLLM's API server exits.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Engine, Sequence, SequenceResult } from "./engine.ts";
@@ -12,6 +14,7 @@ import type { SimulatorOptions } from "./options.ts";
 import { epochMs, type RequestLog, type RequestOutcome } from "./request-log.ts";
 import { parseChatRequest, parseCompletionRequest, type GenerationRequest, type PromptWork } from "./requests.ts";
 import { ApiError, chatCompletionBody, completionBody, errorBody, modelsBody, type Choice } from "./responses.ts";
+import { CompletionStream } from "./sse-stream.ts";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause.";
@@ -106,7 +109,8 @@ export class RequestHandler {
   private async generate(kind: GenerationRequest["kind"], req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req);
     const { options, engine, faults } = this.deps;
-    if (faults.options.engineDead) throw new ApiError(500, ENGINE_DEAD_MESSAGE);
+    // Between the engine's death and the listener closing, vLLM's exception handler answers a bare 500.
+    if (faults.options.engineDead) return send(res, 500, "", "text/plain");
     const fault = faults.nextError();
     if (fault === "reset") {
       resets.add(res);
@@ -126,12 +130,16 @@ export class RequestHandler {
     this.run(work, res);
   }
 
-  /** Submit every sequence of the request and answer when the last is done. */
+  /** Submit every sequence of the request and answer when the last is done (or stream as tokens come). */
   private run(work: GenerationRequest, res: ServerResponse): void {
     const { engine } = this.deps;
     const plans: OutputPlan[] = [];
     const sequences: Sequence[] = [];
     let pending = work.prompts.length * work.n;
+    for (const prompt of work.prompts) {
+      for (let j = 0; j < work.n; j++) plans.push(this.plan(work, prompt, j, this.deps.faults.nulAnswer(prompt.key)));
+    }
+    const stream = work.stream ? this.openStream(work, plans, res) : undefined;
     // Settled once the answer is decided: written, failed, or the client left.
     let settled = false;
     const abortAll = () => {
@@ -148,20 +156,27 @@ export class RequestHandler {
       if (result.outcome === "error") {
         settled = true;
         abortAll();
-        return sendError(res, new ApiError(500, ENGINE_DEAD_MESSAGE));
+        if (stream !== undefined) return stream.fail(new ApiError(500, ENGINE_DEAD_MESSAGE));
+        return send(res, 500, "", "text/plain");
       }
       if (pending > 0) return;
       settled = true;
+      if (stream !== undefined) return stream.finish(work.includeUsage ? usageOf(work, plans) : undefined);
       this.respond(work, plans, res);
     };
-    for (const prompt of work.prompts) {
-      for (let j = 0; j < work.n; j++) {
-        if (settled) return;
-        const plan = this.plan(work, prompt, j, this.deps.faults.nulAnswer(prompt.key));
-        plans.push(plan);
-        sequences.push(engine.submit({ promptTokens: prompt.promptTokens, outputTokens: plan.outputTokens, finishReason: plan.finishReason }, onDone));
-      }
-    }
+    plans.forEach((plan, i) => {
+      if (settled) return;
+      const prompt = work.prompts[Math.floor(i / work.n)]!;
+      const spec = { promptTokens: prompt.promptTokens, outputTokens: plan.outputTokens, finishReason: plan.finishReason, promptBlocks: prompt.blockHashes };
+      const onToken = stream === undefined ? undefined : (generated: number) => stream.token(i, generated);
+      sequences.push(engine.submit(onToken === undefined ? spec : { ...spec, onToken }, onDone));
+    });
+  }
+
+  private openStream(work: GenerationRequest, plans: readonly OutputPlan[], res: ServerResponse): CompletionStream {
+    const { generator, options } = this.deps;
+    const choices = plans.map((plan) => ({ text: generator.text(plan), outputTokens: plan.outputTokens, finishReason: plan.finishReason, stopReason: plan.stopReason ?? null }));
+    return new CompletionStream(res, work.kind, options.model, choices);
   }
 
   private plan(work: GenerationRequest, prompt: PromptWork, choice: number, nul: boolean): OutputPlan {
@@ -171,18 +186,15 @@ export class RequestHandler {
       contextRoom: this.deps.options.maxModelLen - prompt.promptTokens,
       minTokens: work.minTokens,
       ignoreEos: work.ignoreEos,
+      stop: work.stop,
     });
     return nul ? { ...plan, nul } : plan;
   }
 
   private respond(work: GenerationRequest, plans: readonly OutputPlan[], res: ServerResponse): void {
     const { generator, options, faults } = this.deps;
-    const choices: Choice[] = plans.map((plan) => ({ text: generator.text(plan), finishReason: plan.finishReason }));
-    let completionTokens = 0;
-    for (const plan of plans) completionTokens += plan.outputTokens;
-    let promptTokens = 0;
-    for (const prompt of work.prompts) promptTokens += prompt.promptTokens;
-    const usage = { promptTokens, completionTokens };
+    const choices: Choice[] = plans.map((plan) => ({ text: generator.text(plan), finishReason: plan.finishReason, stopReason: plan.stopReason ?? null }));
+    const usage = usageOf(work, plans);
     const body = work.kind === "chat" ? chatCompletionBody(options.model, choices, usage) : completionBody(options.model, choices, usage);
     const stallMs = faults.nextStallMs();
     if (stallMs === 0) return send(res, 200, body);
@@ -196,6 +208,15 @@ export class RequestHandler {
       this.stalls.delete(timer);
     });
   }
+}
+
+/** Tokens of the whole request: every prompt once, every choice's output. */
+function usageOf(work: GenerationRequest, plans: readonly OutputPlan[]): { promptTokens: number; completionTokens: number } {
+  let completionTokens = 0;
+  for (const plan of plans) completionTokens += plan.outputTokens;
+  let promptTokens = 0;
+  for (const prompt of work.prompts) promptTokens += prompt.promptTokens;
+  return { promptTokens, completionTokens };
 }
 
 /** Responses whose socket a fault injection destroyed on purpose (logged as "reset", not "aborted"). */

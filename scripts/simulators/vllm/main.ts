@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       auth: o.apiKey !== undefined,
       faults: o.faults,
     },
-    `vLLM simulator ${o.profile} serving ${o.model} at ${sim.url}`,
+    o.faults.engineDead ? `vLLM simulator ${o.profile}: engine dead, not listening on ${sim.url}` : `vLLM simulator ${o.profile} serving ${o.model} at ${sim.url}`,
   );
   let stopping = false;
   const stop = (signal: string) => {

@@ -7,7 +7,7 @@
  * Modelled behaviour: 503 "server busy" when more than `ollamaMaxQueue` requests wait (OLLAMA_MAX_QUEUE); 404 for a
  * tag it does not serve; a prompt longer than `num_ctx` is cut to fit (Ollama truncates silently, default 4096);
  * `num_predict` -1 = until the model stops, -2 = fill the context; `keep_alive` is accepted (the model never unloads).
- * Faults: the simulator's injected statuses/resets, stalls (held halfway through the stream), a dead engine (500),
+ * Faults: the simulator's injected statuses/resets, stalls (held halfway through the stream), a dead runner (500),
  * NUL answers, and `ollamaStreamErrorRate`: the stream is cut halfway by an `{"error"}` line after HTTP 200.
  */
 import { createHash } from "node:crypto";
@@ -128,7 +128,7 @@ export class OllamaApi {
   private async generate(kind: OllamaWork["kind"], req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req);
     const { options, engine, faults, generator } = this.deps;
-    if (faults.options.engineDead) throw new OllamaError(500, RUNNER_DEAD_MESSAGE);
+    if (faults.options.engineDead || faults.options.ollamaRunnerDead) throw new OllamaError(500, RUNNER_DEAD_MESSAGE);
     const fault = faults.nextError();
     if (fault === "reset") {
       this.resets.add(res);

@@ -17,7 +17,11 @@ export interface FaultOptions {
   stallRate: number;
   /** How long a stalled response is held, in wall-clock ms (not scaled by timeScale). Default 30000. */
   stallMs: number;
-  /** The engine died: /health answers 503, in-flight and new completions fail with 500. Default false. */
+  /**
+   * vLLM's engine core died: requests in flight fail (a bare 500; a stream, an error line) and the server stops
+   * listening, as vLLM's API server exits (connection refused) — the Ollama and Gemini routes with it, being the same
+   * process. Setting it back to false restarts the server on the same port. Default false.
+   */
   engineDead: boolean;
   /**
    * Fraction 0-1 of choices whose text contains U+0000 (a model emitting the byte token <0x00>). Default 0.
@@ -41,6 +45,8 @@ export interface FaultOptions {
    * Optional so fault sets written before the Ollama API existed still type-check; resolved options always have it.
    */
   ollamaStreamErrorRate?: number;
+  /** Ollama's runner process died: /api/chat and /api/generate answer 500, the Ollama server itself stays up. Default false. */
+  ollamaRunnerDead?: boolean;
 }
 
 export interface SimulatorOptions extends Omit<EngineProfile, "instant"> {
@@ -90,6 +96,7 @@ export const DEFAULT_FAULTS: FaultOptions = {
   geminiSafetyRate: 0,
   geminiPromptBlockRate: 0,
   ollamaStreamErrorRate: 0,
+  ollamaRunnerDead: false,
 };
 
 /** ~100 bytes an entry: a million is ~100 MB, past any audit's need. */
@@ -159,10 +166,10 @@ function checkOptions(o: SimulatorOptions): string[] {
   intAtLeast("ollamaMaxQueue", 0);
   need(o.ollamaModel.length > 0, "ollamaModel: must not be empty");
   need(o.requestLog <= MAX_REQUEST_LOG, `requestLog: must be <= ${MAX_REQUEST_LOG}`);
-  nonNegative("stepFixedMs", o.stepFixedMs);
-  nonNegative("stepPerSeqMs", o.stepPerSeqMs);
-  nonNegative("stepPerContextTokenMs", o.stepPerContextTokenMs);
-  nonNegative("stepPerPrefillTokenMs", o.stepPerPrefillTokenMs);
+  for (const name of ["stepOverheadMs", "stepPerSeqMs", "stepWeightsReadMs", "stepPerTokenComputeMs", "stepPerContextTokenMs"] as const) {
+    nonNegative(name, o[name]);
+  }
+  need(Number.isFinite(o.stepJitter) && o.stepJitter >= 0 && o.stepJitter < 1, "stepJitter: must be a number >= 0 and < 1");
   need(Number.isFinite(o.timeScale) && o.timeScale > 0, "timeScale: must be a number > 0");
   fraction("earlyStopRate", o.earlyStopRate);
   // A request of max_model_len tokens must fit in the KV cache on its own, or it could never be scheduled.
@@ -207,10 +214,13 @@ const SPECS: OptionSpec[] = [
   { flag: "max-num-batched-tokens", key: "maxNumBatchedTokens", kind: "int", help: "token budget per step (decodes + prefill chunks)" },
   { flag: "max-model-len", key: "maxModelLen", kind: "int", help: "max prompt + max_tokens per request (over → 400)" },
   { flag: "kv-capacity-tokens", key: "kvCapacityTokens", kind: "int", help: "KV cache size in tokens (full → no admission, preemption)" },
-  { flag: "step-fixed-ms", key: "stepFixedMs", kind: "number", help: "fixed cost of every step, ms" },
+  { flag: "step-overhead-ms", key: "stepOverheadMs", kind: "number", help: "fixed CPU/launch cost of every step, ms" },
   { flag: "step-per-seq-ms", key: "stepPerSeqMs", kind: "number", help: "step cost per scheduled sequence, ms" },
-  { flag: "step-per-context-token-ms", key: "stepPerContextTokenMs", kind: "number", help: "step cost per KV token of running sequences, ms" },
-  { flag: "step-per-prefill-token-ms", key: "stepPerPrefillTokenMs", kind: "number", help: "step cost per prompt token prefilled, ms" },
+  { flag: "step-weights-read-ms", key: "stepWeightsReadMs", kind: "number", help: "streaming every weight from HBM once: a step's floor, ms" },
+  { flag: "step-per-token-compute-ms", key: "stepPerTokenComputeMs", kind: "number", help: "linear-layer FLOPs of one scheduled token, ms (beyond the weight read)" },
+  { flag: "step-per-context-token-ms", key: "stepPerContextTokenMs", kind: "number", help: "attention's read of one KV token of the batch, ms" },
+  { flag: "step-jitter", key: "stepJitter", kind: "number", help: "each step lasts 1 ± this times the model (seeded; default 0.03)" },
+  { flag: "enable-prefix-caching", key: "enablePrefixCaching", kind: "bool", help: "automatic prefix caching (default true; false to turn it off)" },
   { flag: "max-num-queued-reqs", key: "maxNumQueuedReqs", kind: "int", help: "waiting-queue cap, over → 503; 0 = unbounded (default 0)" },
   { flag: "api-key", key: "apiKey", kind: "string", help: "require this bearer token on /v1/* (default none)" },
   { flag: "seed", key: "seed", kind: "int", help: "seed for output text, lengths and faults (default 0)" },
@@ -234,7 +244,8 @@ const SPECS: OptionSpec[] = [
   { flag: "gemini-safety-rate", key: "geminiSafetyRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini answers withheld, finishReason SAFETY (default 0)" },
   { flag: "gemini-prompt-block-rate", key: "geminiPromptBlockRate", kind: "number", fault: true, help: "fraction 0-1 of Gemini prompts blocked, promptFeedback.blockReason SAFETY (default 0)" },
   { flag: "ollama-stream-error-rate", key: "ollamaStreamErrorRate", kind: "number", fault: true, help: "fraction 0-1 of streamed Ollama answers cut by an {\"error\"} line (default 0)" },
-  { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: /health 503, completions 500" },
+  { flag: "engine-dead", key: "engineDead", kind: "bool", fault: true, help: "start with a dead engine: nothing listens (vLLM exits when its engine dies)" },
+  { flag: "ollama-runner-dead", key: "ollamaRunnerDead", kind: "bool", fault: true, help: "Ollama's runner is dead: /api/chat and /api/generate answer 500" },
 ];
 
 const envName = (spec: OptionSpec) => `VLLM_SIM_${spec.flag.toUpperCase().replaceAll("-", "_")}`;

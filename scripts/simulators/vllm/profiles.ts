@@ -1,21 +1,19 @@
 /**
  * Hardware/model profiles for the simulated engine. A profile is only defaults: every field can be overridden by a
- * flag, an env variable or `startVllmSimulator({...})`.
+ * flag, an env variable or `startVllmSimulator({...})`. The step model is step-time.ts; the published figures each
+ * profile is held to, with their sources and the tolerance, are calibration-points.ts (README "Calibration").
  *
- * Step time model (ms), one step per forward pass of the whole batch:
- *   stepFixedMs                         weights read once per step (memory-bound decode)
- * + stepPerSeqMs          × sequences   per-sequence sampling / scheduling / MLP work
- * + stepPerContextTokenMs × KV tokens   attention reads every running sequence's KV cache
- * + stepPerPrefillTokenMs × new prompt tokens (chunked prefill, compute-bound)
- * so single-stream ITL ≈ stepFixedMs and throughput flattens near 1 / stepPerSeqMs tokens per ms.
- *
- * Calibration of llama-3.1-8b-h100 (FINDINGS.md: ≈ 8,100 output tok/s at 256 seqs, ITL ≈ 5-12 ms at concurrency 1):
- * reference workload 256-token prompts, 256 output tokens, closed loop. At 256 seqs a step carries 256 decodes,
- * ≈ 98k KV tokens and ≈ 256 prefill tokens: 7 + 256×0.057 + 98k×0.00004 + 256×0.025 ≈ 32 ms → ≈ 8,000 tok/s.
- * The KV per-token cost is 8B's 128 KiB/token read at ~3 TB/s; prefill ≈ 40k tok/s.
- * 70B on 8×H100 (TP8): ITL ≈ 22-25 ms alone, TTFT ≈ 170-200 ms for a 1k-1.2k-token prompt, ≈ 3,500 tok/s at 256.
+ * llama-3.1-8b-h100: Llama-3.1-8B-Instruct, BF16, one H100 SXM (3.35 TB/s HBM3, 989 dense BF16 TFLOPS), vLLM V1
+ * defaults (max_num_seqs 1024, max_num_batched_tokens 8192, prefix caching on). Weights 16.1 GB → ≈ 5.3 ms to stream
+ * at ~90 % of peak bandwidth; 14 GFLOP a token (non-embedding weights) → ≈ 0.021 ms at ~70 % of peak; KV 128 KiB a
+ * token → ≈ 0.00005 ms to read. The overhead is what vLLM's own batch-8 latency figure leaves once those are paid.
+ * llama-3.1-70b-8xh100: Llama-3.1-70B-Instruct, BF16, TP=8 on 8×H100 SXM. 141 GB of weights over 8 GPUs → ≈ 5.9 ms;
+ * 137 GFLOP a token over 8 GPUs at ~50 % plus the per-layer all-reduce traffic → ≈ 0.04 ms; 320 KiB of KV a token
+ * over 8 GPUs → ≈ 0.000015 ms; the overhead carries the all-reduce latency floor (160 per step).
  */
-export interface EngineProfile {
+import type { StepModel } from "./step-time.ts";
+
+export interface EngineProfile extends StepModel {
   /** Served model name reported by /v1/models and required in requests (unless overridden). */
   model: string;
   /** Upper bound on sequences in a batch (vLLM `--max-num-seqs`). */
@@ -26,10 +24,10 @@ export interface EngineProfile {
   maxModelLen: number;
   /** KV cache capacity in tokens across all sequences (from GPU memory left after weights). */
   kvCapacityTokens: number;
-  stepFixedMs: number;
-  stepPerSeqMs: number;
-  stepPerContextTokenMs: number;
-  stepPerPrefillTokenMs: number;
+  /** Each step lasts 1 ± this times the model's time (uniform, seeded): GPU timing noise. */
+  stepJitter: number;
+  /** vLLM's automatic prefix caching (`--enable-prefix-caching`, on by default in V1). */
+  enablePrefixCaching: boolean;
   /** No engine at all: every request completes at once (measures the caller's own overhead). */
   instant: boolean;
 }
@@ -41,10 +39,13 @@ export const PROFILES = {
     maxNumBatchedTokens: 8192,
     maxModelLen: 131_072,
     kvCapacityTokens: 450_000,
-    stepFixedMs: 7,
-    stepPerSeqMs: 0.057,
-    stepPerContextTokenMs: 0.00004,
-    stepPerPrefillTokenMs: 0.025,
+    stepOverheadMs: 2.3,
+    stepPerSeqMs: 0.012,
+    stepWeightsReadMs: 5.3,
+    stepPerTokenComputeMs: 0.021,
+    stepPerContextTokenMs: 0.00005,
+    stepJitter: 0.03,
+    enablePrefixCaching: true,
     instant: false,
   },
   "llama-3.1-70b-8xh100": {
@@ -53,10 +54,13 @@ export const PROFILES = {
     maxNumBatchedTokens: 8192,
     maxModelLen: 131_072,
     kvCapacityTokens: 1_300_000,
-    stepFixedMs: 22,
-    stepPerSeqMs: 0.04,
-    stepPerContextTokenMs: 0.00002,
-    stepPerPrefillTokenMs: 0.15,
+    stepOverheadMs: 7,
+    stepPerSeqMs: 0.012,
+    stepWeightsReadMs: 5.9,
+    stepPerTokenComputeMs: 0.04,
+    stepPerContextTokenMs: 0.000015,
+    stepJitter: 0.03,
+    enablePrefixCaching: true,
     instant: false,
   },
   instant: {
@@ -65,10 +69,13 @@ export const PROFILES = {
     maxNumBatchedTokens: 8192,
     maxModelLen: 131_072,
     kvCapacityTokens: 450_000,
-    stepFixedMs: 0,
+    stepOverheadMs: 0,
     stepPerSeqMs: 0,
+    stepWeightsReadMs: 0,
+    stepPerTokenComputeMs: 0,
     stepPerContextTokenMs: 0,
-    stepPerPrefillTokenMs: 0,
+    stepJitter: 0,
+    enablePrefixCaching: true,
     instant: true,
   },
 } as const satisfies Record<string, EngineProfile>;

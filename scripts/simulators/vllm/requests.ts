@@ -1,13 +1,17 @@
 /**
  * Validation of /v1/chat/completions and /v1/completions bodies into engine work, with vLLM's status codes and
  * messages: 404 for a model it does not serve, 400 for a bad body or a prompt + max_tokens over max_model_len.
- * Sampling fields (temperature, top_p, stop, logprobs, ...) are accepted and ignored.
+ * Prompt tokens are counted as vLLM would see them (prompt.ts: chat template, BOS). `stop`, `stream` and
+ * `stream_options.include_usage` are honoured; other sampling fields (temperature, top_p, logprobs, ...) are accepted
+ * and ignored.
  */
+import { chatPrompt, textPrompt, tokenIdsPrompt, type ChatMessageText, type PromptTokens } from "./prompt.ts";
 import { ApiError } from "./responses.ts";
-import { estimateChatTokens, estimateTextTokens } from "./tokens.ts";
 
 export interface PromptWork {
   promptTokens: number;
+  /** Chained KV-block hashes, for prefix caching. */
+  blockHashes: readonly number[];
   /** What the output is derived from: the prompt text (or its token ids). */
   key: string;
 }
@@ -22,6 +26,12 @@ export interface GenerationRequest {
   minTokens: number;
   ignoreEos: boolean;
   seed: number | undefined;
+  /** Stop strings (empty: none). */
+  stop: string[];
+  /** Answer as server-sent events. */
+  stream: boolean;
+  /** With `stream`: a last chunk carrying the usage (stream_options.include_usage). */
+  includeUsage: boolean;
 }
 
 export interface ServedModel {
@@ -35,17 +45,17 @@ export function parseChatRequest(body: unknown, served: ServedModel): Generation
   const b = common(body, served);
   const messages = b.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new ApiError(400, "'messages' must be a non-empty list of messages");
-  const texts: string[] = [];
+  const texts: ChatMessageText[] = [];
   const keyParts: string[] = [];
   for (const [i, m] of messages.entries()) {
     if (typeof m !== "object" || m === null || typeof (m as Body).role !== "string") {
       throw new ApiError(400, `messages[${i}]: each message needs a string 'role'`);
     }
     const text = messageText((m as Body).content, i);
-    texts.push(text);
+    texts.push({ role: (m as Body).role as string, text });
     keyParts.push((m as Body).role as string, text);
   }
-  const prompt = { promptTokens: estimateChatTokens(texts), key: keyParts.join("\u0000") };
+  const prompt = work(chatPrompt(texts), keyParts.join("\u0000"));
   const maxTokens = optionalInt(b, "max_completion_tokens", 1) ?? optionalInt(b, "max_tokens", 1);
   return finish("chat", [prompt], b, maxTokens, served);
 }
@@ -62,8 +72,11 @@ function common(body: unknown, served: ServedModel): Body {
   if (b.model !== undefined && b.model !== null && b.model !== served.model) {
     throw new ApiError(404, `The model \`${String(b.model)}\` does not exist.`);
   }
-  if (b.stream === true) throw new ApiError(400, "stream=true is not supported by the vLLM simulator; send stream=false");
   return b;
+}
+
+function work(p: PromptTokens, key: string): PromptWork {
+  return { promptTokens: p.tokens, blockHashes: p.blockHashes, key };
 }
 
 function finish(kind: GenerationRequest["kind"], prompts: PromptWork[], b: Body, maxTokens: number | undefined, served: ServedModel): GenerationRequest {
@@ -87,7 +100,20 @@ function finish(kind: GenerationRequest["kind"], prompts: PromptWork[], b: Body,
   const minTokens = optionalInt(b, "min_tokens", 0) ?? 0;
   if (maxTokens !== undefined && minTokens > maxTokens) throw new ApiError(400, `min_tokens must be less than or equal to max_tokens=${maxTokens}, got ${minTokens}.`);
   const ignoreEos = b.ignore_eos === true;
-  return { kind, prompts, n, maxTokens, minTokens, ignoreEos, seed };
+  const stream = b.stream === true;
+  const options = b.stream_options;
+  // Pydantic's check is on truthiness: an empty object passes.
+  const hasOptions = typeof options === "object" && options !== null && Object.keys(options).length > 0;
+  if (hasOptions && !stream) throw new ApiError(400, "Stream options can only be defined when `stream=True`.");
+  const includeUsage = stream && typeof options === "object" && options !== null && (options as Body).include_usage === true;
+  return { kind, prompts, n, maxTokens, minTokens, ignoreEos, seed, stop: stopStrings(b.stop), stream, includeUsage };
+}
+
+function stopStrings(stop: unknown): string[] {
+  if (stop === undefined || stop === null) return [];
+  if (typeof stop === "string") return stop === "" ? [] : [stop];
+  if (Array.isArray(stop) && stop.every((s) => typeof s === "string")) return (stop as string[]).filter((s) => s !== "");
+  throw new ApiError(400, "'stop' must be a string or a list of strings");
 }
 
 function messageText(content: unknown, index: number): string {
@@ -101,18 +127,18 @@ function messageText(content: unknown, index: number): string {
 }
 
 function completionPrompts(prompt: unknown): PromptWork[] {
-  if (typeof prompt === "string") return [{ promptTokens: estimateTextTokens(prompt), key: prompt }];
+  if (typeof prompt === "string") return [work(textPrompt(prompt), prompt)];
   if (!Array.isArray(prompt) || prompt.length === 0) throw new ApiError(400, "'prompt' must be a string, a non-empty list of strings, or token ids");
   if (prompt.every(isTokenId)) return [tokenPrompt(prompt as number[])];
   return prompt.map((p, i) => {
-    if (typeof p === "string") return { promptTokens: estimateTextTokens(p), key: p };
+    if (typeof p === "string") return work(textPrompt(p), p);
     if (Array.isArray(p) && p.length > 0 && p.every(isTokenId)) return tokenPrompt(p as number[]);
     throw new ApiError(400, `prompt[${i}] must be a string or a non-empty list of token ids`);
   });
 }
 
 function tokenPrompt(ids: number[]): PromptWork {
-  return { promptTokens: ids.length, key: ids.join(",") };
+  return work(tokenIdsPrompt(ids), ids.join(","));
 }
 
 function isTokenId(x: unknown): boolean {

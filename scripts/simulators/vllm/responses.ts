@@ -1,6 +1,7 @@
 /**
- * Wire shapes of vLLM's OpenAI-compatible server: completion and chat bodies, the model list, and its error body
- * `{"object":"error","message","type","param":null,"code"}` (type = the exception class name vLLM reports).
+ * Wire shapes of vLLM's OpenAI-compatible server: completion and chat bodies, their streamed chunks, the model list,
+ * and its error body `{"error": {"message", "type", "param", "code"}}` (vLLM's ErrorResponse since it nested ErrorInfo;
+ * type = the exception class name vLLM reports). A streamed error is the same object on a `data:` line.
  */
 import { randomUUID } from "node:crypto";
 import type { FinishReason } from "./generator.ts";
@@ -29,12 +30,14 @@ export class ApiError extends Error {
 }
 
 export function errorBody(err: ApiError): string {
-  return JSON.stringify({ object: "error", message: err.message, type: err.type, param: null, code: err.status });
+  return JSON.stringify({ error: { message: err.message, type: err.type, param: null, code: err.status } });
 }
 
 export interface Choice {
   text: string;
   finishReason: FinishReason;
+  /** The stop string that ended it (vLLM's `stop_reason`); null when it ended on EOS or length. */
+  stopReason: string | null;
 }
 
 export interface Usage {
@@ -42,7 +45,7 @@ export interface Usage {
   completionTokens: number;
 }
 
-function usageBody(usage: Usage) {
+export function usageBody(usage: Usage) {
   return {
     prompt_tokens: usage.promptTokens,
     total_tokens: usage.promptTokens + usage.completionTokens,
@@ -51,8 +54,8 @@ function usageBody(usage: Usage) {
   };
 }
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
-const newId = () => randomUUID().replaceAll("-", "");
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+export const newId = () => randomUUID().replaceAll("-", "");
 
 export function chatCompletionBody(model: string, choices: readonly Choice[], usage: Usage): string {
   return JSON.stringify({
@@ -65,7 +68,7 @@ export function chatCompletionBody(model: string, choices: readonly Choice[], us
       message: { role: "assistant", content: c.text, refusal: null, annotations: null, audio: null, function_call: null, tool_calls: [], reasoning_content: null },
       logprobs: null,
       finish_reason: c.finishReason,
-      stop_reason: null,
+      stop_reason: c.stopReason,
     })),
     service_tier: null,
     system_fingerprint: null,
@@ -86,7 +89,7 @@ export function completionBody(model: string, choices: readonly Choice[], usage:
       text: c.text,
       logprobs: null,
       finish_reason: c.finishReason,
-      stop_reason: null,
+      stop_reason: c.stopReason,
       prompt_logprobs: null,
     })),
     service_tier: null,

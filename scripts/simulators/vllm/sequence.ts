@@ -10,10 +10,17 @@ export interface SequenceResult {
   outcome: SequenceOutcome;
   promptTokens: number;
   outputTokens: number;
+  /** Prompt tokens served from the prefix cache. */
+  cachedTokens: number;
   /** Simulated milliseconds from arrival. -1 when it never happened. */
   queueMs: number;
   ttftMs: number;
   e2eMs: number;
+  /** Simulated ms in each phase, as vLLM's request_*_time_seconds: first scheduled → first token → last token. */
+  prefillMs: number;
+  decodeMs: number;
+  /** First scheduled → finished. */
+  inferenceMs: number;
 }
 
 export interface SequenceSpec {
@@ -21,6 +28,10 @@ export interface SequenceSpec {
   /** Tokens to generate before finishing with `finishReason` (decided by the generator). */
   outputTokens: number;
   finishReason: FinishReason;
+  /** The prompt's chained KV-block hashes (prompt.ts), for prefix caching; none = never cached. */
+  promptBlocks?: readonly number[];
+  /** Called at the end of every step that produced a token for it (streaming), with the count so far. */
+  onToken?: (generated: number) => void;
 }
 
 type State = "waiting" | "running" | "done";
@@ -37,6 +48,9 @@ export class Sequence {
   generated = 0;
   kvTokens = 0;
   stepTokens = 0;
+  /** Prompt tokens found in the prefix cache at first admission. */
+  cachedTokens = 0;
+  prefixCounted = false;
   firstScheduledMs = -1;
   firstTokenMs = -1;
   lastTokenMs = -1;

@@ -3,12 +3,12 @@
  * The same server answers Ollama's native API under /api/ (ollama-api.ts); start it on port 11434 to stand in for one.
  */
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Engine } from "./engine.ts";
 import { FaultInjector } from "./faults.ts";
 import { GeminiApi, type GeminiReceived } from "./gemini-api.ts";
 import { OutputGenerator } from "./generator.ts";
 import { RequestHandler } from "./handler.ts";
+import { Listener } from "./listener.ts";
 import { SimulatorMetrics } from "./metrics.ts";
 import { OllamaApi } from "./ollama-api.ts";
 import { isInstant, resolveSimulatorOptions, type FaultOptions, type SimulatorOptions } from "./options.ts";
@@ -36,8 +36,12 @@ export interface RunningSimulator {
   expectedTexts(kind: GenerationRequest["kind"], body: unknown): string[];
   /** The last Gemini API requests received (/v1beta/*), oldest first: what the client sent. */
   geminiRequests(): GeminiReceived[];
-  /** Change failure injection at run time; `engineDead: true` also fails every request in flight. */
-  setFaults(f: Partial<FaultOptions>): void;
+  /**
+   * Change failure injection at run time. `engineDead: true` is vLLM's engine core dying: requests in flight fail
+   * (a bare 500; a stream, an error line) and the server stops listening, as vLLM's API server exits — connections
+   * are refused. `engineDead: false` starts it again on the same port. Resolves once the listener has followed.
+   */
+  setFaults(f: Partial<FaultOptions>): Promise<void>;
   /** Stop the clock, fail in-flight requests, close every socket; resolves when the server is fully closed. */
   close(): Promise<void>;
 }
@@ -46,7 +50,7 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
   const resolved = resolveSimulatorOptions(options);
   // The metrics observe the engine and read its gauges: created first, pointed at the engine once it exists.
   const source: { engine?: Engine } = {};
-  const metrics = new SimulatorMetrics(resolved.model, () => source.engine);
+  const metrics = new SimulatorMetrics(resolved.model, () => source.engine, resolved.maxModelLen);
   const engine = new Engine({ ...resolved, instant: isInstant(resolved) }, metrics);
   source.engine = engine;
   const faults = new FaultInjector(resolved.seed, resolved.faults);
@@ -61,16 +65,13 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
     return (ollama.handles(req.url) ? ollama.listener : handler.listener)(req, res);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(resolved.port, resolved.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const listener = new Listener(server, resolved.host, resolved.port);
+  await listener.start();
+  const port = listener.boundPort;
   resolved.port = port;
   const host = resolved.host.includes(":") ? `[${resolved.host}]` : resolved.host;
+  // Started dead: vLLM would not be serving at all.
+  if (resolved.faults.engineDead) await listener.stop();
 
   let closing: Promise<void> | undefined;
   return {
@@ -85,19 +86,24 @@ export async function startVllmSimulator(options: Partial<SimulatorOptions> = {}
       // Validate the whole result the same way startup does (throws ConfigError).
       const next = resolveSimulatorOptions({ ...resolved, faults: { ...faults.options, ...patch } }).faults;
       const dying = next.engineDead && !faults.options.engineDead;
+      const reviving = !next.engineDead && faults.options.engineDead;
       faults.update(next);
       resolved.faults = faults.options;
-      if (dying) engine.failAll();
+      if (closing !== undefined) return Promise.resolve();
+      if (dying) {
+        engine.failAll();
+        return listener.stop();
+      }
+      return reviving ? listener.start() : Promise.resolve();
     },
     close() {
-      closing ??= new Promise<void>((resolve, reject) => {
+      closing ??= (async () => {
         engine.close();
         handler.close();
         gemini.close();
         ollama.close();
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeAllConnections();
-      });
+        await listener.stop(0);
+      })();
       return closing;
     },
   };
