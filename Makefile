@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 NODE := node --import tsx
 export NODE_OPTIONS ?= --enable-source-maps
-# The AWS SDK warns once per process that its 2027 releases need Node 22; known (see README), kept out of demo output.
+# On Node 20 (development only) the AWS SDK warns once per process that its 2027 releases need Node 22; known (README
+# "Node versions"), kept out of demo and test output. Silent on Node 22+; drop this with Node 20.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?= true
 
 .PHONY: install build demo serve test typecheck cycles unit sim faults bench simulate schema dlq fleet api keys

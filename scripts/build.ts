@@ -9,6 +9,12 @@ import { resolve } from "node:path";
 
 const ROOT = resolve(new URL(".", import.meta.url).pathname, "..");
 
+/**
+ * The Node lines production may run (terraform var node_version), its default first. The bundle is built for all of
+ * them: esbuild then lowers or refuses syntax the oldest lacks, instead of a worker failing at start.
+ */
+export const PRODUCTION_NODE_MAJORS = [24, 22] as const;
+
 export const ENTRIES = {
   worker: "worker/main.ts",
   "producer-cli": "producer/cli.ts",
@@ -27,7 +33,7 @@ export async function buildDist(): Promise<void> {
     packages: "external",
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: PRODUCTION_NODE_MAJORS.map((major) => `node${major}`),
     sourcemap: true,
     logLevel: "warning",
   });

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DEFAULTS, loadConfig } from "../shared/config.ts";
 import { BACKLOG_PER_INSTANCE, IN_FLIGHT_PER_INSTANCE } from "../shared/metrics/cloudwatch-sink.ts";
+import { PRODUCTION_NODE_MAJORS } from "./build.ts";
 import { parseTerraformDir, type HclJson } from "./hcl.ts";
 
 export interface TerraformModule {
@@ -587,7 +588,7 @@ const databaseManaged: Rule = {
 
 const workerDefaults: Rule = {
   id: "worker-defaults",
-  description: "variable defaults agree with shared/config.ts (DEFAULTS, loadConfig({})) and the queue uses them",
+  description: "variable defaults agree with shared/config.ts (DEFAULTS, loadConfig({})) and the queue uses them; workers get the Node the bundle targets",
   check(module) {
     const config = loadConfig({});
     const expected: Record<string, unknown> = {
@@ -605,6 +606,12 @@ const workerDefaults: Rule = {
     for (const [name, value] of Object.entries(expected)) {
       const actual = variable(module, name)?.default;
       if (actual !== value) violations.push(`variable ${name}: default ${JSON.stringify(actual)}, worker expects ${JSON.stringify(value)}`);
+    }
+    // The Node line the bundle is built for first (scripts/build.ts) and CI's second pass runs (.ci/run).
+    const node = variable(module, "node_version")?.default;
+    const nodeMajor = String(PRODUCTION_NODE_MAJORS[0]);
+    if (String(node).split(".")[0] !== nodeMajor) {
+      violations.push(`variable node_version: default ${JSON.stringify(node)}, the bundle and CI target Node ${nodeMajor}`);
     }
     const hook = Number(variable(module, "lifecycle_hook_timeout_seconds")?.default);
     const drain = Number(variable(module, "drain_deadline_ms")?.default);
@@ -628,7 +635,7 @@ const workerDefaults: Rule = {
         if (body[arg] !== `\${var.${name}}`) violations.push(`${address}.${arg} is not var.${name}`);
       }
     }
-    return result(Object.keys(expected).length + wiring.length + 2, violations);
+    return result(Object.keys(expected).length + wiring.length + 3, violations);
   },
 };
 

@@ -172,13 +172,13 @@ variable "worker_artifact_s3_uri" {
 }
 
 variable "node_version" {
-  description = "Node.js version installed on workers (the project runs on Node 20)."
+  description = "Node.js release installed on workers: a supported LTS line, 24 (the default; CI runs the test suite on it and the bundle targets it) or 22. Not 20: it reached end of life in April 2026, and AWS SDK releases from January 2027 need Node 22 or later."
   type        = string
-  default     = "20.20.2"
+  default     = "24.22.3"
 
   validation {
-    condition     = can(regex("^20\\.[0-9]+\\.[0-9]+$", var.node_version))
-    error_message = "node_version must be a Node 20.x.y release."
+    condition     = can(regex("^(22|24)\\.[0-9]+\\.[0-9]+$", var.node_version))
+    error_message = "node_version must be a Node 22.x.y or 24.x.y release."
   }
 }
 

@@ -40,7 +40,13 @@ const PLANTED: Record<string, RegExp[]> = {
   "imdsv2-required": [/aws_launch_template\.worker: IMDSv2 not required/],
   "encryption-at-rest": [/EBS encryption not enabled/, /storage_encrypted not enabled/, /transit_encryption_enabled not enabled/],
   "database-managed": [/manage_master_user_password/, /password set in Terraform/, /not Multi-AZ/, /no backup retention/],
-  "worker-defaults": [/visibility_timeout_seconds: default 30/, /lifecycle hook 90 s/, /worker rejects the default env/, /visibility_timeout_seconds is not var/],
+  "worker-defaults": [
+    /visibility_timeout_seconds: default 30/,
+    /lifecycle hook 90 s/,
+    /worker rejects the default env/,
+    /visibility_timeout_seconds is not var/,
+    /node_version: default "20\.20\.2", the bundle and CI target Node 24/,
+  ],
   "template-variables": [/reads \$\{queue_url\}/, /reads \$\{hf_token\}/],
   "worker-env": [/worker_env\.SQS_VISIBILITY_TIMEOUT_SECONDS/, /worker_env\.DRAIN_DEADLINE_MS/, /REDIS_URL not exported/],
 };
@@ -153,7 +159,7 @@ describe("worker user data", () => {
     redis_port: "6379",
     hf_token_secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf",
     artifact_s3_uri: "s3://bucket/worker.tar.gz",
-    node_version: "20.20.2",
+    node_version: "24.22.3",
     vllm_version: "0.12.0",
     vllm_serve_args: "--tensor-parallel-size 1 --data-parallel-size 8",
     log_group: "/llm-fleet/workers",
@@ -238,6 +244,7 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
         "-var=target_tracking_metric=published_math",
         "-var=ops_port=8000",
         '-var=ops_ingress_cidrs=["0.0.0.0/0"]',
+        "-var=node_version=20.20.2",
       ],
       dir,
     );
@@ -250,9 +257,21 @@ describe("terraform CLI", { skip: hasTerraform ? false : "terraform not on PATH"
       /target_tracking_metric must be "metric_math" or "published"/,
       /ops_port must be/,
       /ops_ingress_cidrs must be CIDRs/,
+      /node_version must be a Node 22\.x\.y or 24\.x\.y release/,
     ];
     for (const message of messages) {
       assert.match(bad.stderr.replace(/\s+/g, " "), message);
+    }
+  });
+
+  it("node_version accepts a 22.x or 24.x release, nothing else", () => {
+    const plan = (version: string) =>
+      terraform(["plan", "-input=false", "-lock=false", "-var=worker_artifact_s3_uri=s3://bucket/worker.tar.gz", `-var=node_version=${version}`], dir);
+    for (const version of ["22.22.0", "24.0.0"]) assert.equal(plan(version).status, 0, version);
+    for (const version of ["26.1.0", "24", "v24.22.3"]) {
+      const run = plan(version);
+      assert.notEqual(run.status, 0, version);
+      assert.match(run.stderr.replace(/\s+/g, " "), /node_version must be a Node 22\.x\.y or 24\.x\.y release/, version);
     }
   });
 });

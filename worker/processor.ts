@@ -303,7 +303,9 @@ export class Processor {
 
 /**
  * Aborts when any parent aborts or the deadline passes. Listeners are removed on dispose, so a long-lived parent
- * (the worker's stop signal) keeps nothing of a finished job (not AbortSignal.any: on Node 20 it leaks).
+ * (the worker's stop signal) keeps nothing of a finished job. Not AbortSignal.any(parents): it leaks on Node 20,
+ * a development runtime still; on Node 24 it does not (scripts/abort-signal-retention.ts), so it may replace the
+ * listeners here once Node 20 is dropped.
  */
 class JobSignal {
   private readonly controller = new AbortController();
