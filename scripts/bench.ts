@@ -111,6 +111,7 @@ function workerEnv(rig: Rig, queueUrl: string, vllmUrl: string, extra: Record<st
     VLLM_URL: vllmUrl,
     SQS_VISIBILITY_TIMEOUT_SECONDS: "300",
     LOG_LEVEL: "warn",
+    ...(process.env.BENCH_WORKER_ENV ? (JSON.parse(process.env.BENCH_WORKER_ENV) as Record<string, string>) : {}),
     ...extra,
   };
 }

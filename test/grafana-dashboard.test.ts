@@ -55,7 +55,7 @@ test("the PromQL extractor finds metric names and only them", () => {
 
 test("every query of the Grafana dashboard names a metric the worker exports", async () => {
   const dashboard = JSON.parse(await readFile(DASHBOARD, "utf8")) as { panels: Panel[] };
-  const metrics = buildFleetMetrics(loadConfig({}).metrics, { service: "llm-fleet-worker", region: "us-east-1", log: silentLog });
+  const metrics = await buildFleetMetrics(loadConfig({}).metrics, { service: "llm-fleet-worker", region: "us-east-1", log: silentLog });
   try {
     const exported = exportedNames(await metrics.exposition().metrics());
     assert.ok(exported.has("fleet_jobs_finished_total") && exported.has("gen_ai_client_token_usage_bucket"), "the registry lists the fleet's metrics");

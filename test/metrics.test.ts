@@ -76,7 +76,7 @@ test("a worker's jobs show in /metrics, at the Datadog stand-in and at the Cloud
     DATADOG_FLUSH_INTERVAL_MS: "3600000",
     CLOUDWATCH_FLUSH_INTERVAL_MS: "3600000",
   });
-  const metrics = buildFleetMetrics(config.metrics, {
+  const metrics = await buildFleetMetrics(config.metrics, {
     service: "llm-fleet-worker",
     region: "us-east-1",
     log,
@@ -174,7 +174,7 @@ test("a sink that throws on every call, and a Datadog endpoint that fails every 
   });
   const withBroken = new FanOutMetrics({ prometheus: (ctx) => new PrometheusSink(ctx, { defaultMetrics: false }), others: [() => broken], log });
   const config = loadConfig({ DATADOG_API_KEY: CANARY_KEY, DATADOG_API_URL: datadog.endpoint, DATADOG_FLUSH_INTERVAL_MS: "1000" });
-  const withDatadog = buildFleetMetrics(config.metrics, { service: "w", region: "us-east-1", log });
+  const withDatadog = await buildFleetMetrics(config.metrics, { service: "w", region: "us-east-1", log });
   try {
     for (const metrics of [withBroken, withDatadog]) {
       const q = await queueFixture();
@@ -226,7 +226,7 @@ test("CloudWatch: more than 1,000 datums go out in requests of at most 1,000", a
 });
 
 test("METRICS=off: every call is a no-op and the exposition is empty", async () => {
-  const metrics = buildFleetMetrics(loadConfig({ METRICS: "off", DATADOG_API_KEY: CANARY_KEY }).metrics, { service: "w", region: "us-east-1", log: captureLog().log });
+  const metrics = await buildFleetMetrics(loadConfig({ METRICS: "off", DATADOG_API_KEY: CANARY_KEY }).metrics, { service: "w", region: "us-east-1", log: captureLog().log });
   metrics.jobReceived("q", 1);
   assert.equal(await metrics.exposition().metrics(), "");
   await metrics.close();

@@ -121,12 +121,12 @@ async function resolveSecrets(
  * The worker's metrics (Prometheus always; Datadog, CloudWatch as configured). Registered as a closer after the
  * queue and the group client, so its last flush (CloudWatch reads queue depth) runs before they close.
  */
-function buildMetrics(config: Config, log: Logger, closers: CleanupStep[], queue: SqsQueue, queueUrls: string[], datadogKey: SecretValue | undefined): FleetMetrics {
+async function buildMetrics(config: Config, log: Logger, closers: CleanupStep[], queue: SqsQueue, queueUrls: string[], datadogKey: SecretValue | undefined): Promise<FleetMetrics> {
   const s = config.scaleIn;
   // In-service workers for BacklogPerInstance: the group's own count (DescribeAutoScalingGroups, already allowed).
   const group = config.metrics.cloudwatch === undefined || s === undefined ? undefined : new AwsAutoScaling({ region: config.queue.region, groupName: s.groupName, instanceId: s.instanceId });
   if (group !== undefined) closers.push(() => group.close());
-  const metrics = buildFleetMetrics(config.metrics, {
+  const metrics = await buildFleetMetrics(config.metrics, {
     service: "llm-fleet-worker",
     region: config.queue.region,
     log,
@@ -155,7 +155,7 @@ async function build(config: Config, log: Logger, closers: CleanupStep[], onStal
   const queue = new SqsQueue({ region: config.queue.region, endpoint: config.queue.endpoint });
   closers.push(() => queue.close());
   const queueUrls = await checkQueues(config, queue);
-  const metrics = buildMetrics(config, log, closers, queue, queueUrls, secrets.datadogApiKey);
+  const metrics = await buildMetrics(config, log, closers, queue, queueUrls, secrets.datadogApiKey);
   const password = secrets.databasePassword;
   const pool = await createPool({
     url: config.store.databaseUrl!,

@@ -5,11 +5,16 @@
  * stand-in; else https://api.<DATADOG_SITE>), reads the key per request (a Secrets Manager rotation applies), and
  * its errors never carry the key.
  */
-import datadog from "datadog-metrics";
+import type datadogMetrics from "datadog-metrics";
 import type { BreakerStateName, DeleteResult, HeartbeatResult, JobOutcome, MetricsSink, ProviderCallSample, SinkContext } from "./fleet-metrics.ts";
 import { BREAKER_STATE_VALUE } from "./prometheus-sink.ts";
 
 export interface DatadogSinkOptions {
+  /**
+   * The `datadog-metrics` module, imported by the caller only when Datadog is configured: importing it costs a
+   * process ~118 MB of RSS, and a bundle would hoist a static import of it into every worker.
+   */
+  lib: typeof datadogMetrics;
   /** Read per request. */
   apiKey: () => string;
   /** e.g. https://api.datadoghq.eu, or a local stand-in's http://127.0.0.1:port. */
@@ -25,7 +30,7 @@ const HISTOGRAM = { aggregates: ["avg", "count", "max", "sum"], percentiles: [0.
 
 export class DatadogSink implements MetricsSink {
   readonly name = "datadog";
-  private readonly logger: InstanceType<typeof datadog.BufferedMetricsLogger>;
+  private readonly logger: InstanceType<typeof datadogMetrics.BufferedMetricsLogger>;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -33,7 +38,7 @@ export class DatadogSink implements MetricsSink {
     o: DatadogSinkOptions,
   ) {
     const tags = [`env:${o.tags.env}`, `service:${o.tags.service}`, ...(o.tags.version === undefined ? [] : [`version:${o.tags.version}`])];
-    this.logger = new datadog.BufferedMetricsLogger({
+    this.logger = new o.lib.BufferedMetricsLogger({
       reporter: new SeriesReporter(o.apiUrl, o.apiKey, o.timeoutMs ?? 10_000),
       defaultTags: tags,
       // Flushed by our timer, which samples the gauges first.
