@@ -1,3 +1,4 @@
+import { coerceError } from "./errors.ts";
 /**
  * Cleanup in stages: resources are registered as they are opened and closed in reverse order, each step on its
  * own so one failure (reported to `onError`) never skips the rest.
@@ -12,4 +13,11 @@ export async function runCleanup(steps: CleanupStep[], onError: (err: unknown) =
       onError(err);
     }
   }
+}
+
+/** A deployable's last act: every cleanup step (failures logged, never skipping the rest), the log flushed, exit. */
+export async function exitAfterCleanup(steps: CleanupStep[], log: { warn(obj: object, msg: string): void; flush?: () => void }, code: number): Promise<never> {
+  await runCleanup(steps, (err) => log.warn({ err: coerceError(err) }, "cleanup step failed"));
+  log.flush?.();
+  process.exit(code);
 }

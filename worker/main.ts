@@ -16,7 +16,7 @@ import { migrate } from "../shared/store/migrate.ts";
 import { createPool, ping } from "../shared/store/pool.ts";
 import { PresenceStore } from "../shared/store/presence.ts";
 import { ResultsCache } from "../shared/store/results-cache.ts";
-import { runCleanup, type CleanupStep } from "../shared/shutdown.ts";
+import { exitAfterCleanup as shutdown, type CleanupStep } from "../shared/shutdown.ts";
 import { buildProviderChain } from "./provider-chain.ts";
 import { Worker } from "./worker.ts";
 import { AwsAutoScaling } from "./auto-scaling.ts";
@@ -244,10 +244,5 @@ function buildScaleIn(config: Config, worker: Worker, log: Logger, closers: Clea
   return coordinator;
 }
 
-async function shutdown(closers: CleanupStep[], log: Logger, code: number): Promise<never> {
-  await runCleanup(closers, (err) => log.warn({ err: coerceError(err) }, "cleanup step failed"));
-  log.flush?.();
-  process.exit(code);
-}
 
 void main();

@@ -11,7 +11,7 @@ import { SqsQueue } from "../../shared/queue/sqs.ts";
 import { migrate } from "../../shared/store/migrate.ts";
 import { createPool } from "../../shared/store/pool.ts";
 import { ResultsCache } from "../../shared/store/results-cache.ts";
-import { runCleanup, type CleanupStep } from "../../shared/shutdown.ts";
+import { exitAfterCleanup as shutdown, type CleanupStep } from "../../shared/shutdown.ts";
 import { SecretResolver } from "../../shared/secrets.ts";
 import { openApiRuntime } from "./runtime.ts";
 import { buildApi } from "./server.ts";
@@ -85,10 +85,5 @@ async function start(config: Config, log: Logger, closers: CleanupStep[]) {
   return app;
 }
 
-async function shutdown(closers: CleanupStep[], log: Logger, code: number): Promise<never> {
-  await runCleanup(closers, (err) => log.warn({ err: coerceError(err) }, "cleanup step failed"));
-  log.flush?.();
-  process.exit(code);
-}
 
 void main();
