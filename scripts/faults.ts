@@ -5,7 +5,8 @@
  * mid-batch, the simulator gone for a while, Postgres cut, ~1 % poison messages of several kinds, special jobs
  * (fleet/fault-jobs.ts: NUL prompts, NUL answers, jobs that crash their worker, another tenant reusing ids,
  * messages sent twice) and a SIGTERM drain of one worker. Last line: one JSON object; exit 1 when anything was
- * lost, written twice, stuck, deadlocked, called twice at once, or a special job did not end as its kind expects.
+ * lost, written twice, stuck, deadlocked, called twice at once, dead beside a crashing job, or a special job did not
+ * end as its kind expects.
  *   --jobs 10000 --workers 4 --kills 5 --sim-down-ms 30000 --pg-cut-ms 10000 --poison-rate 0.01 --visibility 20
  *   --nul-prompts 5 --nul-answers 5 --crash-jobs 3 --tenant-conflicts 10 --double-sends 50 --settle-s 40
  * The vLLM outage is the fallbacks' turn: an Ollama and a Gemini stand-in (simulators of their own) take the work,
@@ -348,6 +349,8 @@ async function main(): Promise<number> {
       succeeded: r.succeeded,
       failed_poison: r.failedPoison,
       dead: r.dead,
+      // Dead but not a crash job: a job that died beside one (or any other job harmed by another's fate).
+      other_dead: r.dead - r.crashDeadOk,
       lost: r.lost,
       duplicates: r.duplicates,
       stuck: r.stuckIds.length,
@@ -379,7 +382,7 @@ async function main(): Promise<number> {
       [
         `fault suite: ${JOBS} jobs (${validCount} valid, ${poisonCount} poison, ${NUL_PROMPTS} NUL prompts) through ${WORKERS} workers in ${round(elapsed, 1)} s`,
         `  kills -9: ${kills}; simulator down ${a["sim-down-ms"]} ms; Postgres cut ${a["pg-cut-ms"]} ms; drained worker exit code ${drainExit}; workers that died unasked ${fleet.crashes}`,
-        `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead}, other failed ${r.otherFailed}, expired ${r.expired} ${JSON.stringify(r.failureCodes)}`,
+        `  succeeded ${r.succeeded}, poison failed ${r.failedPoison}, dead ${r.dead} (${summary.other_dead} not crash jobs), other failed ${r.otherFailed}, expired ${r.expired} ${JSON.stringify(r.failureCodes)}`,
         `  lost ${r.lost}${sample(r.lostIds)}, stuck ${r.stuckIds.length}${sample(r.stuckIds)}, duplicates ${r.duplicates}, deadlocks ${deadlocks}, overlapping calls ${r.overlappingCalls}${sample(overlapping)}`,
         `  stuck by kind ${JSON.stringify(byKind(plan, r.stuckIds))}; left in queue ${left.length}, in DLQ ${dlq.length} ${JSON.stringify(dlqSummary(dlq))}`,
         `  finished jobs whose message still reached the DLQ: ${JSON.stringify(byKind(plan, finishedInDlq))}; id-less poison dead-lettered more than once: ${r.extraPoisonCopies}`,
@@ -390,7 +393,7 @@ async function main(): Promise<number> {
         "",
       ].join("\n"),
     );
-    const clean = [r.lost, r.duplicates, r.stuckIds.length, deadlocks, r.overlappingCalls, callsDropped].every((n) => n === 0);
+    const clean = [r.lost, r.duplicates, r.stuckIds.length, deadlocks, r.overlappingCalls, callsDropped, summary.other_dead].every((n) => n === 0);
     const asExpected =
       r.nulPromptsOk === NUL_PROMPTS && r.nulAnswersOk === NUL_ANSWERS && r.crashDeadOk === CRASHES && r.tenantConflictsOk === CONFLICTS && r.doubleSentOk === DOUBLES;
     const fallbackOk = !fallbackRequired || byFallback > 0;

@@ -27,6 +27,7 @@ test("fault suite (400 jobs, 5 kills, vLLM and Postgres outages, poison, special
   assert.deepEqual(
     {
       lost: s.lost,
+      other_dead: s.other_dead,
       duplicates: s.duplicates,
       stuck: s.stuck,
       deadlocks: s.deadlocks,
@@ -43,6 +44,7 @@ test("fault suite (400 jobs, 5 kills, vLLM and Postgres outages, poison, special
     },
     {
       lost: 0,
+      other_dead: 0,
       duplicates: 0,
       stuck: 0,
       deadlocks: 0,

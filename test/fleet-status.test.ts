@@ -44,7 +44,7 @@ function snapshot(workerId: string, state: WorkerSnapshot["state"] = "running"):
     intakePaused: false,
     storeWritesHealthy: true,
     storeWritesFailingForMs: 0,
-    jobs: { succeeded: 5, failed: 1, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 },
+    jobs: { succeeded: 5, failed: 1, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0, deferred: 0 },
     providers: { allOpen: false, routes: [{ name: "vllm", provider: "vllm", state: "open", probeInFlight: false, consecutiveFailures: 3, inFlight: 0, waiting: 0, maxInFlight: 8, lastErrorCode: "PROVIDER_UNAVAILABLE", spentUsdThisHour: 0, overSpendCeiling: false }] },
     queueWaitMs: { "http://127.0.0.1/000000000000/jobs": 1234 },
   };

@@ -147,7 +147,7 @@ function runningSnapshot(): WorkerSnapshot {
     intakePaused: false,
     storeWritesHealthy: true,
     storeWritesFailingForMs: 0,
-    jobs: { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 },
+    jobs: { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0, deferred: 0 },
     providers: { allOpen: false, routes: [{ name: "vllm", provider: "vllm", state: "closed", probeInFlight: false, consecutiveFailures: 0, inFlight: 0, waiting: 0, maxInFlight: 8, spentUsdThisHour: 0, overSpendCeiling: false }] },
     queueWaitMs: {},
   };

@@ -29,7 +29,7 @@ describe("a row the server refuses fails alone", () => {
     const items = [...good.slice(0, 3), bad, ...good.slice(3)].map((j) => claimItem(j, "w"));
     const out = await s!.claim(items);
     assertRowError(out[3]);
-    assert.deepEqual(out.filter((_, i) => i !== 3), good.map(() => ({ kind: "claimed", attempts: 1 })));
+    assert.deepEqual(out.filter((_, i) => i !== 3), good.map(() => ({ kind: "claimed", attempts: 1, workerLosses: 0 })));
     assert.equal((await s!.getMany(good.map((j) => j.id))).length, 7);
   });
 
@@ -104,7 +104,7 @@ describe("no NUL reaches Postgres", () => {
     // The contract refuses NUL, so such a job only reaches the store past it (defence in depth): built, then altered.
     const j = { ...job(), prompt: "say \u0000 twice \u0000" };
     const k = { ...job(), metadata: { "k\u0000": "v\u0000" } };
-    assert.deepEqual(await s!.claim([claimItem(j, "w"), claimItem(k, "w")]), [{ kind: "claimed", attempts: 1 }, { kind: "claimed", attempts: 1 }]);
+    assert.deepEqual(await s!.claim([claimItem(j, "w"), claimItem(k, "w")]), [{ kind: "claimed", attempts: 1, workerLosses: 0 }, { kind: "claimed", attempts: 1, workerLosses: 0 }]);
     const rows = (await (p as pg.Pool).query("SELECT id, request FROM jobs")).rows as { id: string; request: Record<string, unknown> }[];
     const byId = new Map(rows.map((r) => [r.id, r.request]));
     assert.equal(byId.get(j.id)?.prompt, "say \uFFFD twice \uFFFD");

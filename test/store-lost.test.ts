@@ -86,6 +86,43 @@ describe("markLost", () => {
     assert.deepEqual(await s!.reopenDead([{ id: j.id, tenant: j.tenant }]), [j.id]);
     await ago(p!, [j.id], 120_000);
     assert.deepEqual(await s!.markLost({ maxReceiveCount: 3, graceMs: 1_000, limit: 10 }), []);
-    assert.deepEqual(await s!.claim([claimItem(j, "w2", 60_000, 1)]), [{ kind: "claimed", attempts: 2 }]);
+    assert.deepEqual(await s!.claim([claimItem(j, "w2", 60_000, 1)]), [{ kind: "claimed", attempts: 2, workerLosses: 0 }]);
+  });
+});
+
+describe("worker losses", () => {
+  test("a claim counts a loss only when it takes a running job over from another holder whose lease ran out", async () => {
+    const { stores: [s], pools: [p] } = await schemas.setup();
+    const j = job();
+    const losses = async (worker: string) => {
+      const [out] = ok(await s!.claim([claimItem(j, worker, 60_000, 1)]));
+      assert.equal(out?.kind, "claimed");
+      return (out as { workerLosses: number }).workerLosses;
+    };
+    assert.equal(await losses("w1"), 0, "a new row");
+    assert.equal(await losses("w1"), 0, "the same holder again (its own lease)");
+    await ago(p!, [j.id], 1_000);
+    assert.equal(await losses("w1"), 0, "the same holder after its lease ran out (a store outage, not a death)");
+    await ago(p!, [j.id], 1_000);
+    assert.equal(await losses("w2"), 1, "w1 died holding it");
+    ok(await s!.release([{ id: j.id, workerId: "w2", code: "PROVIDER_OVERLOADED", message: "503" }]));
+    assert.equal(await losses("w3"), 1, "a release is not a loss");
+    await ago(p!, [j.id], 1_000);
+    assert.equal(await losses("w4"), 2, "w3 died holding it");
+    assert.equal(ok(await s!.claim([claimItem(j, "w5", 60_000, 1)]))[0]?.kind, "leased", "a live lease is not taken, nor counted");
+    await ago(p!, [j.id], 1_000);
+    assert.equal(await losses("w5"), 3);
+  });
+
+  test("a redrive clears the losses with the dead verdict", async () => {
+    const { stores: [s], pools: [p] } = await schemas.setup();
+    const j = job();
+    ok(await s!.claim([claimItem(j, "w1", 60_000, 3)]));
+    await ago(p!, [j.id], 120_000);
+    assert.deepEqual(await s!.claim([claimItem(j, "w2", 60_000, 3)]), [{ kind: "claimed", attempts: 2, workerLosses: 1 }]);
+    await ago(p!, [j.id], 120_000);
+    assert.equal((await s!.markLost({ maxReceiveCount: 3, graceMs: 1_000, limit: 10 })).length, 1);
+    assert.deepEqual(await s!.reopenDead([{ id: j.id, tenant: j.tenant }]), [j.id]);
+    assert.deepEqual(await s!.claim([claimItem(j, "w3", 60_000, 1)]), [{ kind: "claimed", attempts: 3, workerLosses: 0 }]);
   });
 });

@@ -64,7 +64,7 @@ describe("tenants", () => {
   test("the same id from two tenants in one claim batch: the first claims, the second conflicts", async () => {
     const { stores: [s] } = await schemas.setup();
     const out = await s!.claim([claimItem(job("dup-1", "acme"), "w"), claimItem(job("dup-1", "globex"), "w")]);
-    assert.deepEqual(out, [{ kind: "claimed", attempts: 1 }, { kind: "conflict", owner: "acme" }]);
+    assert.deepEqual(out, [{ kind: "claimed", attempts: 1, workerLosses: 0 }, { kind: "conflict", owner: "acme" }]);
   });
 
   test("reopenDead reopens only the named tenant's rows; getForTenant returns only the tenant's", async () => {

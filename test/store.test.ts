@@ -79,7 +79,7 @@ describe("JobStore", () => {
     assert.equal(claimed.length, 1);
     assert.equal(leased.length, 1);
     const winner = ra[0]?.kind === "claimed" ? "wa" : "wb";
-    assert.deepEqual(claimed[0], { kind: "claimed", attempts: 1 });
+    assert.deepEqual(claimed[0], { kind: "claimed", attempts: 1, workerLosses: 0 });
     const l = leased[0] as { owner: string; expiresAt: Date };
     assert.equal(l.owner, winner);
     assert.ok(l.expiresAt.getTime() > Date.now() + 50_000);
@@ -95,7 +95,7 @@ describe("JobStore", () => {
     assert.equal(ok(await a!.claim([claimItem(j, "wa")]))[0]?.kind, "claimed");
     // Time passing without sleeping: move the lease into the past.
     await pa!.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [j.id]);
-    assert.deepEqual(await b!.claim([claimItem(j, "wb")]), [{ kind: "claimed", attempts: 2 }]);
+    assert.deepEqual(await b!.claim([claimItem(j, "wb")]), [{ kind: "claimed", attempts: 2, workerLosses: 1 }]);
     assert.deepEqual(await a!.complete([result(j.id, "wa")]), ["lost_lease"]);
     await a!.release([{ id: j.id, workerId: "wa", code: "X", message: "stale" }]);
     assert.deepEqual(await a!.finish([{ id: j.id, workerId: "wa", tenant: j.tenant, status: "failed", code: "X", message: "stale" }]), ["lost_lease"]);
@@ -169,7 +169,7 @@ describe("JobStore", () => {
     const queued = await s!.get(j.id);
     assert.equal(queued?.status, "queued");
     assert.deepEqual(queued?.error, { code: "PROVIDER_OVERLOADED", message: "503 from vllm" });
-    assert.deepEqual(await s!.claim([claimItem(j, "w2")]), [{ kind: "claimed", attempts: 2 }]);
+    assert.deepEqual(await s!.claim([claimItem(j, "w2")]), [{ kind: "claimed", attempts: 2, workerLosses: 0 }]);
     assert.deepEqual(await s!.complete([result(j.id, "w2")]), ["written"]);
     const done = await s!.get(j.id);
     assert.equal(done?.error, undefined, "a success clears the last retryable error");

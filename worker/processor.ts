@@ -7,7 +7,9 @@
  *   taken before any await), and other workers are kept out by the lease;
  * - a message never changes another tenant's job: the first owner keeps the id, a conflicting message is
  *   dead-lettered with JOB_ID_CONFLICT;
- * - a job whose delivery is spent without an outcome (retryable failure on the last delivery) is recorded `dead`.
+ * - a job whose delivery is spent without an outcome (retryable failure on the last delivery) is recorded `dead`;
+ * - a job whose earlier workers died holding it runs alone among such jobs here (suspects.ts), and one that took
+ *   down maxReceiveCount workers is recorded `dead` (WORKER_LOST) and dead-lettered without running again.
  * Every line about a job goes through its own logger (requestId, tenant, traceId); its trace comes from the message's
  * `traceparent` attribute (a fresh one when that is missing or invalid), goes to the provider and into the record.
  */
@@ -21,6 +23,7 @@ import type { JobRecord } from "../shared/store/job-record.ts";
 import type { DurableStore } from "./durable-store.ts";
 import type { HeldMessage } from "./heartbeat.ts";
 import type { Settlement } from "./settlement.ts";
+import { Suspects } from "./suspects.ts";
 
 export interface ProcessorOptions {
   workerId: string;
@@ -48,7 +51,7 @@ export interface ProcessorOptions {
   onProviderCall: (delta: 1 | -1) => void;
 }
 
-export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict";
+export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict" | "deferred";
 
 
 class CircuitOpenError extends ProviderRetryableError {
@@ -60,6 +63,7 @@ class CircuitOpenError extends ProviderRetryableError {
 export class Processor {
   /** Jobs this worker has in hand now (claim to settle), by id. */
   private readonly active = new Map<string, Promise<Outcome>>();
+  private readonly suspects = new Suspects();
 
   constructor(private readonly o: ProcessorOptions) {}
 
@@ -119,16 +123,48 @@ export class Processor {
       await this.handBack(held, job.id, Math.max(1, Math.min(this.o.visibilityTimeoutSeconds, wait)));
       return "leased";
     }
-    return this.run(job, held, deadlineAt, stop, claim.attempts);
+    const losses = claim.workerLosses;
+    if (losses >= this.o.maxReceiveCount) return this.tookDownTooMany(held, job, losses);
+    if (!this.suspects.isSuspect(losses)) return this.run(job, held, deadlineAt, stop, claim.attempts);
+    if (!this.suspects.tryEnter()) return this.defer(held, job, losses);
+    held.log.info({ workerLosses: losses }, "earlier workers died holding this job: it runs alone among such jobs");
+    try {
+      return await this.run(job, held, deadlineAt, stop, claim.attempts, true);
+    } finally {
+      this.suspects.leave();
+    }
   }
 
-  private async run(job: Job, held: HeldMessage, deadlineAt: number | undefined, stop: AbortSignal, attempts: number): Promise<Outcome> {
+  /** Another suspect runs here: hand this one back after a random delay, so the group that died together scatters. */
+  private async defer(held: HeldMessage, job: Job, losses: number): Promise<Outcome> {
+    const delaySeconds = this.suspects.deferSeconds(this.o.visibilityTimeoutSeconds);
+    held.log.info({ workerLosses: losses, delaySeconds }, "earlier workers died holding this job and another such job runs here: handed back");
+    const message = `${losses} earlier workers died holding this job; deferred while another such job ran`;
+    await this.suspects.track(
+      (async () => {
+        await this.o.store.release({ id: job.id, workerId: this.o.workerId, code: "WORKER_LOST", message }).catch(() => undefined);
+        await this.handBack(held, job.id, delaySeconds);
+      })(),
+    );
+    return "deferred";
+  }
+
+  /** maxReceiveCount workers died holding this job: it is what kills them. Record why and move it to the DLQ unrun. */
+  private async tookDownTooMany(held: HeldMessage, job: Job, losses: number): Promise<Outcome> {
+    const reason = `${losses} workers died holding this job without an outcome; it is not run again`;
+    await this.o.store.finish({ ...this.owned(job, held), status: "dead", code: "WORKER_LOST", message: reason });
+    held.log.error({ status: "dead", code: "WORKER_LOST", reason }, "job dead");
+    await this.o.settlement.deadLetter(held.message, { code: "WORKER_LOST", message: reason }, held.log);
+    return "dead";
+  }
+
+  private async run(job: Job, held: HeldMessage, deadlineAt: number | undefined, stop: AbortSignal, attempts: number, isolated = false): Promise<Outcome> {
     const { message } = held;
     const startedAt = new Date();
     // One signal for: hard stop, the job's deadline, and the message being lost (no longer ours to run).
     const cut = new JobSignal([stop, held.lost.signal], deadlineAt);
     try {
-      const completion = await this.o.limit(() => this.call(job, held, cut.signal));
+      const completion = await this.o.limit(() => this.call(job, held, cut.signal, isolated));
       if (this.o.logBodies) held.log.debug({ answer: completion.text }, "job answer");
       const outcome = await this.o.store.complete({
         id: job.id,
@@ -162,7 +198,9 @@ export class Processor {
   }
 
   /** The provider call itself, inside the concurrency limit. A job whose turn comes while the circuit is open is not called. */
-  private async call(job: Job, held: HeldMessage, signal: AbortSignal): Promise<Completion> {
+  private async call(job: Job, held: HeldMessage, signal: AbortSignal, isolated: boolean): Promise<Completion> {
+    // A suspect waits for its batch-mates' hand-backs: they must be safe on the queue before it can crash the process.
+    if (isolated) await this.suspects.quiet();
     signal.throwIfAborted();
     if (this.o.circuitOpen()) throw new CircuitOpenError();
     this.o.onProviderCall(1);

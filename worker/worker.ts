@@ -129,7 +129,7 @@ export class Worker {
   private readonly queueNames: Map<string, string>;
   private startedAt: Date | undefined;
   private readonly queueWaits = new QueueWaits(QUEUE_WAIT_WINDOW_MS);
-  readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0 };
+  readonly counts: Record<Outcome, number> = { succeeded: 0, failed: 0, expired: 0, dead: 0, poison: 0, duplicate: 0, leased: 0, retry: 0, released: 0, conflict: 0, deferred: 0 };
 
   constructor(private readonly o: WorkerOptions) {
     this.workerId = o.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;

@@ -43,7 +43,8 @@ const lockInOrder = (where = "true") =>
   `locked AS MATERIALIZED (SELECT x.id FROM jobs x WHERE x.id = ANY($1::text[]) AND ${where} ORDER BY x.id FOR UPDATE)`;
 
 // Takes over an existing row only for the same tenant (the first owner keeps the id), while not terminal, and when
-// the lease is free or already this worker's. The conflict path locks the row even when WHERE refuses it.
+// the lease is free or already this worker's. The conflict path locks the row even when WHERE refuses it. Taking over
+// a row still \`running\` under another worker's expired lease counts a worker loss: that worker died holding it.
 export const CLAIM_SQL = `
 INSERT INTO jobs AS j (id, tenant, status, request, attempts, lease_owner, lease_expires_at, message_id, receive_count,
                        created_at, started_at, updated_at, trace_id)
@@ -56,10 +57,12 @@ ON CONFLICT (id) DO UPDATE SET
   status = 'running', attempts = j.attempts + 1, lease_owner = excluded.lease_owner,
   lease_expires_at = excluded.lease_expires_at, message_id = excluded.message_id, started_at = now(), updated_at = now(),
   receive_count = greatest(j.receive_count, excluded.receive_count), request = coalesce(j.request, excluded.request),
-  trace_id = coalesce(excluded.trace_id, j.trace_id)
+  trace_id = coalesce(excluded.trace_id, j.trace_id),
+  worker_losses = j.worker_losses + (j.status = 'running' AND j.lease_owner IS DISTINCT FROM excluded.lease_owner
+                                     AND j.lease_expires_at <= now())::int
 WHERE j.tenant IS NOT DISTINCT FROM excluded.tenant AND j.status IN ${UNFINISHED}
   AND (${LEASE_FREE} OR j.lease_owner = excluded.lease_owner)
-RETURNING j.id, j.attempts`;
+RETURNING j.id, j.attempts, j.worker_losses`;
 
 // The Results API's submit: a row for each job it put on the queue, so a GET finds it `queued` before any worker
 // claims it (a claim takes over a queued row of the same tenant). An existing row, whoever owns it, is left alone.
@@ -130,12 +133,13 @@ RETURNING j.id`;
 
 // An operator's redrive from the DLQ: the dead verdict is withdrawn (result_writes back to 0, so the job's one
 // eventual result counts once; receive_count back to 0, since the redriven message counts its deliveries afresh and
-// markLost must not see the old last delivery). The last error stays for the record until a new outcome replaces it.
+// markLost must not see the old last delivery; worker_losses back to 0, as the operator has dealt with the cause).
+// The last error stays for the record until a new outcome replaces it.
 // An item without a tenant reopens the id whoever owns it.
 export const REOPEN_DEAD_SQL = `
 WITH t AS (SELECT * FROM unnest($1::text[], $2::text[]) AS t(id, tenant)),
 ${lockInOrder(`x.status = 'dead'`)}
-UPDATE jobs AS j SET status = 'queued', result_writes = 0, receive_count = 0, finished_at = NULL, updated_at = now()
+UPDATE jobs AS j SET status = 'queued', result_writes = 0, receive_count = 0, worker_losses = 0, finished_at = NULL, updated_at = now()
  WHERE j.id IN (SELECT id FROM locked) AND j.status = 'dead'
    AND EXISTS (SELECT 1 FROM t WHERE t.id = j.id AND (t.tenant IS NULL OR t.tenant = j.tenant))
 RETURNING j.id`;

@@ -36,7 +36,7 @@ export interface ClaimItem {
 }
 export type ClaimOutcome =
   /** This worker now holds the lease (row inserted, or taken over because queued, lease-free or lease expired). */
-  | { kind: "claimed"; attempts: number }
+  | { kind: "claimed"; attempts: number; /** Earlier holders that died with it (crash, kill) without an outcome. */ workerLosses: number }
   /** Already terminal: the caller only deletes the message. */
   | { kind: "finished"; status: TerminalStatus }
   /** Another live worker holds it (or the same id came twice in this batch): do not call the provider. */
@@ -162,13 +162,13 @@ export class JobStore {
     for (let round = 0; pending.length > 0 && round < RACE_ROUNDS; round++) {
       const { rows, failed } = await isolateFailures(pending, "jobs_claim", (idx) => this.claimRows(idx.map((i) => items[i] as ClaimItem)));
       for (const [i, err] of failed) out[i] = err;
-      const claimed = new Map(rows.map((r) => [r.id, r.attempts]));
+      const claimed = new Map(rows.map((r) => [r.id, r]));
       const lost: number[] = [];
       for (const i of pending) {
         if (out[i] !== undefined) continue;
-        const attempts = claimed.get((items[i] as ClaimItem).job.id);
-        if (attempts === undefined) lost.push(i);
-        else out[i] = { kind: "claimed", attempts };
+        const row = claimed.get((items[i] as ClaimItem).job.id);
+        if (row === undefined) lost.push(i);
+        else out[i] = { kind: "claimed", attempts: row.attempts, workerLosses: row.worker_losses };
       }
       pending = await this.classifyLostClaims(items, lost, out, leased);
     }
@@ -338,7 +338,7 @@ export class JobStore {
     return counts;
   }
 
-  private claimRows(b: ClaimItem[]): Promise<{ id: string; attempts: number }[]> {
+  private claimRows(b: ClaimItem[]): Promise<{ id: string; attempts: number; worker_losses: number }[]> {
     return this.query("jobs_claim", sql.CLAIM_SQL, [
       b.map((x) => x.job.id),
       b.map((x) => x.job.tenant),
