@@ -156,6 +156,9 @@ export class SqsQueue {
       region: opts.region,
       ...(opts.endpoint === undefined ? {} : { endpoint: opts.endpoint }),
       ...credentialsFor(opts),
+      // Resolve each command's middleware stack once, not on every send (~20 % of a receive's CPU here); nothing
+      // in this project changes a stack after the first request.
+      cacheMiddleware: true,
       requestHandler: {
         // keepAlive: a worker polls continuously; maxSockets bounds parallel long polls + batch calls.
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 }),
@@ -258,8 +261,9 @@ export class SqsQueue {
           WaitTimeSeconds: o.waitTimeSeconds,
           VisibilityTimeout: o.visibilityTimeoutSeconds,
           MessageSystemAttributeNames: [...SYSTEM_ATTRIBUTES],
-          // The legacy field too: some SQS-compatible servers (local-aws-sqs) honour only it.
-          AttributeNames: ["All"],
+          // The legacy field too: some SQS-compatible servers (local-aws-sqs) honour only it. The three names, not
+          // "All": every attribute returned is parsed by the SDK, ~10 % of a receive's CPU for the five unused.
+          AttributeNames: [...SYSTEM_ATTRIBUTES],
           MessageAttributeNames: ["All"],
         }),
         { abortSignal: o.signal },
