@@ -269,7 +269,10 @@ async function main(): Promise<void> {
     const overhead: SingleRun = parts.has("overhead") ? await fleetRunSingle(rig, { meter }) : { jobsPerS: NaN, cpuMsPerJob: NaN, rssPeakMb: NaN };
     if (parts.has("overhead")) log(`instant backend, 1 process: ${round(overhead.jobsPerS)} jobs/s, ${round(overhead.cpuMsPerJob, 3)} CPU ms/job, peak RSS ${round(overhead.rssPeakMb)} MiB`);
     const storeJobs = parts.has("overhead") ? Number(a["overhead-jobs"]) : Number(a["storecost-jobs"]);
-    const store = meter && (overhead.store ?? (await fleetRunSingle(rig, { meter, jobs: storeJobs, name: "storecost" })).store);
+    const storeRun = meter && (parts.has("overhead") ? overhead : await fleetRunSingle(rig, { meter, jobs: storeJobs, name: "storecost" }));
+    const store = storeRun?.store;
+    // The peak RSS of a worker saturated on the instant backend: the overhead run's, else the store-cost run's.
+    const rssSustained = storeRun?.rssPeakMb ?? overhead.rssPeakMb;
     if (store) log(`store: ${round(store.statementsPerJob, 3)} statements, ${round(store.rowsPerJob, 2)} rows, ${Math.round(store.walBytesPerJob)} WAL bytes per job (${storeJobs} jobs)`);
     if (store && store.otherDatabasesStatements > 0) log(`store: other databases committed ${store.otherDatabasesStatements} transactions meanwhile; WAL bytes include theirs`);
     const rss = parts.has("rss") ? await rssInFlight(rig, 1000, 1024) : NaN;
@@ -319,7 +322,7 @@ async function main(): Promise<void> {
       pg_statements_per_job: round(store?.statementsPerJob ?? NaN, 3),
       sqs_calls_per_job: round(sqsWorker?.callsPerJob ?? NaN, 3),
       rss_mb_10k: round(rss10k, 1),
-      rss_mb_sustained: round(overhead.rssPeakMb, 1),
+      rss_mb_sustained: round(rssSustained, 1),
     };
     const costFigures = {
       mixed: Object.fromEntries([mixed8b, mixed70b].flatMap((m) => (m ? [[m.profile, mixedSummary(m)]] : []))),
