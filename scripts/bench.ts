@@ -26,7 +26,7 @@
  *                           during the instant-backend run
  * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --fallback-jobs 500 --router-calls 200000
  *        --fallback-env "KEY=value ..." --max-tokens 64 --observability-jobs 10000 --observability-rounds 2
- *        --mixed-jobs-8b 2000 --mixed-jobs-70b 1200 --mixed-concurrency 1024,2048 --idle-jobs 200
+ *        --mixed-jobs-8b 1700 --mixed-jobs-70b 1200 --mixed-concurrency 1024,2048 --idle-jobs 200
  *        --storecost-jobs 5000 (when overhead is not run) --sqscost-jobs 5000 --rss-many 10000
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -73,7 +73,7 @@ const { values: a } = parseArgs({
     "observability-rounds": { type: "string", default: "2" },
     /** Extra node flags for worker processes, e.g. "--max-semi-space-size=8". */
     "worker-node-flags": { type: "string", default: "" },
-    "mixed-jobs-8b": { type: "string", default: "2000" },
+    "mixed-jobs-8b": { type: "string", default: "1700" },
     "mixed-jobs-70b": { type: "string", default: "1200" },
     "mixed-concurrency": { type: "string", default: "1024,2048" },
     "idle-jobs": { type: "string", default: "200" },
