@@ -15,8 +15,19 @@
  *   observability_ms_per_job  what metrics and logging cost: worker CPU ms per job against the instant backend with
  *                           METRICS=on (Prometheus, Datadog and CloudWatch to local stand-ins) and LOG_LEVEL=info,
  *                           minus the same with METRICS=off and LOG_LEVEL=warn, alternating rounds in one run
+ *   capacity_ratio_mixed_8b/_70b  capacity_ratio on chat-like lengths (log-normal prompts and answers), on the 8B and
+ *                           70B profiles (bench/mixed-workload.ts)
+ *   idle_added_ms_p50/_p99  what one job pays on an idle fleet: submit → record readable, minus the provider's time,
+ *                           with the p50 of each step (bench/idle-latency.ts)
+ *   pg_statements_per_job   Postgres statements, rows and WAL bytes per job in the instant-backend run (bench/store-cost.ts)
+ *   sqs_calls_per_job       worker SQS calls per job by kind, saturated and at low load, and what a million jobs cost
+ *                           in SQS requests (bench/sqs-cost.ts)
+ *   rss_mb_10k              one worker's resident memory with 10,000 jobs in flight; rss_mb_sustained: its peak
+ *                           during the instant-backend run
  * Flags: --processes 2 --jobs 4000 --naive-jobs 1000 --overhead-jobs 20000 --fallback-jobs 500 --router-calls 200000
  *        --fallback-env "KEY=value ..." --max-tokens 64 --observability-jobs 10000 --observability-rounds 2
+ *        --mixed-jobs-8b 1700 --mixed-jobs-70b 1200 --mixed-concurrency 1024,2048 --idle-jobs 200
+ *        --storecost-jobs 5000 (when overhead is not run) --sqscost-jobs 5000 --rss-many 10000
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -41,6 +52,11 @@ import { createScratchDatabase, deadlockCount, tableSizes, type TableSizes } fro
 import { spawn } from "node:child_process";
 import { buildDist } from "./build.ts";
 import { startCloudWatchStandIn, startDatadogStandIn } from "./local/metrics-stand-ins.ts";
+import { measureMixed, type FleetRun, type MixedResult } from "./bench/mixed-workload.ts";
+import { measureIdleLatency, type IdleLatency } from "./bench/idle-latency.ts";
+import { StoreCostMeter, type StoreCost } from "./bench/store-cost.ts";
+import { SQS_USD_PER_REQUEST, perJob, startCountingProxy, type CountingProxy, type SqsCalls } from "./bench/sqs-cost.ts";
+import type { ProfileName } from "./simulators/vllm/profiles.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -57,8 +73,16 @@ const { values: a } = parseArgs({
     "observability-rounds": { type: "string", default: "2" },
     /** Extra node flags for worker processes, e.g. "--max-semi-space-size=8". */
     "worker-node-flags": { type: "string", default: "" },
-    /** Run only some parts (capacity,naive,overhead,rss,router,fallback,observability); the others print as not measured. */
-    only: { type: "string", default: "capacity,naive,overhead,rss,router,fallback,observability" },
+    "mixed-jobs-8b": { type: "string", default: "1700" },
+    "mixed-jobs-70b": { type: "string", default: "1200" },
+    "mixed-concurrency": { type: "string", default: "1024,2048" },
+    "idle-jobs": { type: "string", default: "200" },
+    "storecost-jobs": { type: "string", default: "5000" },
+    "sqscost-jobs": { type: "string", default: "5000" },
+    /** Jobs in flight for rss_mb_10k (10,000: WORKER_CONCURRENCY's ceiling). */
+    "rss-many": { type: "string", default: "10000" },
+    /** Run only some parts; the others print as not measured. */
+    only: { type: "string", default: "capacity,naive,overhead,rss,router,fallback,observability,mixed,idle,storecost,sqscost,rss10k" },
   },
 });
 const PROCESSES = Number(a.processes);
@@ -93,10 +117,10 @@ async function freshQueue(rig: Rig, name: string): Promise<string> {
   return (await rig.queue.ensureQueueWithDlq(`bench-${name}-${Date.now()}`, { visibilityTimeoutSeconds: 300, maxReceiveCount: 5, waitTimeSeconds: 20 })).queueUrl;
 }
 
-async function submit(rig: Rig, queueUrl: string, n: number): Promise<void> {
-  const producer = new Producer({ queue: rig.queue, queueUrl });
+async function submit(rig: Rig, queueUrl: string, n: number, make: (i: number) => JobInput = input, queue = rig.queue): Promise<void> {
+  const producer = new Producer({ queue, queueUrl });
   for (let i = 0; i < n; i += 1000) {
-    const res = await producer.submitMany(Array.from({ length: Math.min(1000, n - i) }, (_, k) => input(i + k)));
+    const res = await producer.submitMany(Array.from({ length: Math.min(1000, n - i) }, (_, k) => make(i + k)));
     if (res.failed.length > 0) throw new Error(res.failed[0]!.message);
   }
 }
@@ -104,7 +128,7 @@ async function submit(rig: Rig, queueUrl: string, n: number): Promise<void> {
 function workerEnv(rig: Rig, queueUrl: string, vllmUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     QUEUE_URLS: queueUrl,
-    SQS_ENDPOINT: rig.endpoint,
+    SQS_ENDPOINT: rig.endpoint, // `extra` may put the counting proxy (bench/sqs-cost.ts) in front
     AWS_ACCESS_KEY_ID: "bench",
     AWS_SECRET_ACCESS_KEY: "bench",
     DATABASE_URL: rig.dbUrl,
@@ -121,8 +145,11 @@ async function countDone(pool: pg.Pool, table: "jobs" | "naive_results"): Promis
   return (await pool.query<{ n: number }>(sql)).rows[0]!.n;
 }
 
-async function waitDone(pool: pg.Pool, table: "jobs" | "naive_results", target: number): Promise<void> {
-  while ((await countDone(pool, table).catch(() => 0)) < target) await delay(100);
+/** Returns how many queries it ran (the store-cost meter subtracts them). */
+async function waitDone(pool: pg.Pool, table: "jobs" | "naive_results", target: number): Promise<number> {
+  let polls = 1;
+  for (; (await countDone(pool, table).catch(() => 0)) < target; polls++) await delay(100);
+  return polls;
 }
 
 async function stopAll(workers: WorkerProcess[]): Promise<void> {
@@ -130,22 +157,22 @@ async function stopAll(workers: WorkerProcess[]): Promise<void> {
   await Promise.all(workers.map((w) => w.exited));
 }
 
-/** Fleet throughput (jobs/s) on a fresh simulator: queue pre-filled, clock from the workers' start to the last result. */
-async function fleetRun(rig: Rig, jobs: number, simFlags: string[], extraEnv: Record<string, string> = {}): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
+/** Fleet throughput (jobs/s) on a fresh simulator: workers long-polling, clock from the submit to the last result. */
+async function fleetRun(rig: Rig, jobs: number, simFlags: string[], o: { env?: Record<string, string>; make?: (i: number) => JobInput; sizeNote?: string } = { sizeNote: "after the fleet run" }): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
   const sim = await startSimProcess(simFlags);
   await rig.pool.query("TRUNCATE jobs");
   const queueUrl = await freshQueue(rig, "fleet");
   // Workers up and long-polling first, then the clock starts with the submit, as the direct drive starts cold.
-  const workers = Array.from({ length: PROCESSES }, (_, i) => spawnWorker(`bench-${i}`, workerEnv(rig, queueUrl, sim.url, extraEnv), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist"));
+  const workers = Array.from({ length: PROCESSES }, (_, i) => spawnWorker(`bench-${i}`, workerEnv(rig, queueUrl, sim.url, o.env), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist"));
   await Promise.all(workers.map((w) => w.ready));
   const cpu0 = workers.map((w) => cpuSeconds(w.child.pid!));
   const t0 = Date.now();
-  await submit(rig, queueUrl, jobs);
+  await submit(rig, queueUrl, jobs, o.make);
   await waitDone(rig.pool, "jobs", jobs);
   const elapsed = (Date.now() - t0) / 1000;
   const cpu = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid!) - cpu0[i]!, 0);
   await stopAll(workers);
-  await noteSize(rig, "after the fleet run");
+  if (o.sizeNote !== undefined) await noteSize(rig, o.sizeNote);
   await sim.stop();
   return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
 }
@@ -173,20 +200,23 @@ async function naiveRun(rig: Rig, jobs: number): Promise<number> {
   return jobs / elapsed;
 }
 
-async function rssAtThousand(rig: Rig): Promise<number> {
-  // Long generations so 1,000 jobs stay in flight while we read the worker's memory.
+/**
+ * One worker's RSS with `n` jobs in flight. The simulator runs at most max-num-seqs (1,024) at once and queues the
+ * rest without bound (max-num-queued-reqs 0), so every job the worker holds is an open request it can count.
+ */
+async function rssInFlight(rig: Rig, n: number, concurrency: number): Promise<number> {
+  // Long generations so `n` jobs stay in flight while we read the worker's memory.
   const sim = await startSimProcess([...SIM_FLAGS, "--early-stop-rate", "0"]);
   await rig.pool.query("TRUNCATE jobs");
-  const queueUrl = await freshQueue(rig, "rss");
-  const producer = new Producer({ queue: rig.queue, queueUrl });
-  const res = await producer.submitMany(Array.from({ length: 1000 }, (_, i) => ({ ...input(i), params: { max_tokens: 4000 } })));
-  if (res.failed.length > 0) throw new Error(res.failed[0]!.message);
-  const w = spawnWorker("bench-rss", workerEnv(rig, queueUrl, sim.url, { WORKER_CONCURRENCY: "1024", ADAPTIVE_CONCURRENCY: "false" }), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
+  const queueUrl = await freshQueue(rig, `rss${n}`);
+  await submit(rig, queueUrl, n, (i) => ({ ...input(i), params: { max_tokens: 4000 } }));
+  const w = spawnWorker(`bench-rss-${n}`, workerEnv(rig, queueUrl, sim.url, { WORKER_CONCURRENCY: String(concurrency), ADAPTIVE_CONCURRENCY: "false" }), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
   await w.ready;
   const probe = new VllmClient({ baseUrl: sim.url, model: "x", timeoutMs: 5000 });
-  for (;;) {
+  for (const until = Date.now() + 180_000; ; ) {
     const load = await probe.metrics();
-    if (load !== undefined && load.running + load.waiting >= 1000) break;
+    if (load !== undefined && load.running + load.waiting >= n) break;
+    if (Date.now() > until) throw new Error(`rss: ${n} jobs never reached the simulator at once (${JSON.stringify(load)})`);
     await delay(100);
   }
   await delay(500);
@@ -234,9 +264,18 @@ async function main(): Promise<void> {
     }
     const naive = parts.has("naive") ? await naiveRun(rig, Number(a["naive-jobs"])) : NaN;
     if (parts.has("naive")) log(`naive sqs-consumer: ${round(naive)} jobs/s`);
-    const overhead = parts.has("overhead") ? await fleetRunSingle(rig) : { jobsPerS: NaN, cpuMsPerJob: NaN };
-    if (parts.has("overhead")) log(`instant backend, 1 process: ${round(overhead.jobsPerS)} jobs/s, ${round(overhead.cpuMsPerJob, 3)} CPU ms/job`);
-    const rss = parts.has("rss") ? await rssAtThousand(rig) : NaN;
+    // Store cost is counted in the overhead run when there is one (counters only: no cost to the run), else in its own.
+    const meter = parts.has("storecost") ? new StoreCostMeter(rig.dbUrl) : undefined;
+    const overhead: SingleRun = parts.has("overhead") ? await fleetRunSingle(rig, { meter }) : { jobsPerS: NaN, cpuMsPerJob: NaN, rssPeakMb: NaN };
+    if (parts.has("overhead")) log(`instant backend, 1 process: ${round(overhead.jobsPerS)} jobs/s, ${round(overhead.cpuMsPerJob, 3)} CPU ms/job, peak RSS ${round(overhead.rssPeakMb)} MiB`);
+    const storeJobs = parts.has("overhead") ? Number(a["overhead-jobs"]) : Number(a["storecost-jobs"]);
+    const storeRun = meter && (parts.has("overhead") ? overhead : await fleetRunSingle(rig, { meter, jobs: storeJobs, name: "storecost" }));
+    const store = storeRun?.store;
+    // The peak RSS of a worker saturated on the instant backend: the overhead run's, else the store-cost run's.
+    const rssSustained = storeRun?.rssPeakMb ?? overhead.rssPeakMb;
+    if (store) log(`store: ${round(store.statementsPerJob, 3)} statements, ${round(store.rowsPerJob, 2)} rows, ${Math.round(store.walBytesPerJob)} WAL bytes per job (${storeJobs} jobs)`);
+    if (store && store.otherDatabasesStatements > 0) log(`store: other databases committed ${store.otherDatabasesStatements} transactions meanwhile; WAL bytes include theirs`);
+    const rss = parts.has("rss") ? await rssInFlight(rig, 1000, 1024) : NaN;
     if (parts.has("rss")) log(`RSS at 1,000 in flight: ${round(rss)} MiB`);
     const router = parts.has("router") ? await measureRouterOverhead(Number(a["router-calls"]), request) : undefined;
     if (router) log(`router: ${round(router.routerUsPerJob, 2)} µs/job over a direct call (${round(router.directUsPerJob, 2)} µs), ${router.n} calls a round`);
@@ -244,6 +283,25 @@ async function main(): Promise<void> {
     if (observability) log(`observability: ${round(observability.onMsPerJob, 3)} CPU ms/job on, ${round(observability.offMsPerJob, 3)} off`);
     const fallback = parts.has("fallback") ? await fallbackRun(rig) : undefined;
     if (fallback) log(`fallback only: ${round(fallback.jobsPerS)} jobs/s, ${fallback.succeeded}/${fallback.jobs} succeeded, ${JSON.stringify(fallback.providers)}, $${fallback.costUsd}`);
+    const mixed8b = parts.has("mixed") ? await mixedRun(rig, "llama-3.1-8b-h100", Number(a["mixed-jobs-8b"])) : undefined;
+    const mixed70b = parts.has("mixed") ? await mixedRun(rig, "llama-3.1-70b-8xh100", Number(a["mixed-jobs-70b"])) : undefined;
+    const sqsProxy = parts.has("sqscost") ? await startCountingProxy(rig.endpoint) : undefined;
+    let idle: Awaited<ReturnType<typeof idleRun>> | undefined;
+    let sqs: Awaited<ReturnType<typeof sqsCostRun>> | undefined;
+    try {
+      idle = parts.has("idle") ? await idleRun(rig, sqsProxy) : undefined;
+      if (idle) log(`idle: +${round(idle.latency.addedP50, 2)} ms p50, +${round(idle.latency.addedP99, 2)} ms p99 over the provider's ${round(idle.latency.providerP50, 1)} ms (${idle.latency.jobs} jobs)`);
+      sqs = sqsProxy ? await sqsCostRun(rig, sqsProxy) : undefined;
+    } finally {
+      await sqsProxy?.close();
+    }
+    if (sqs) log(`sqs: worker ${JSON.stringify(sqs.worker.byKind)}, producer ${JSON.stringify(sqs.producer.byKind)} for ${sqs.jobs} jobs`);
+    const rss10k = parts.has("rss10k") ? await rssInFlight(rig, Number(a["rss-many"]), Number(a["rss-many"])) : NaN;
+    if (parts.has("rss10k")) log(`RSS at ${a["rss-many"]} in flight: ${round(rss10k)} MiB`);
+    const sqsWorker = sqs && perJob(sqs.worker, sqs.jobs);
+    const sqsProducer = sqs && perJob(sqs.producer, sqs.jobs);
+    const sqsLow = idle?.calls && perJob(idle.calls, idle.latency.jobs);
+    if ([sqs?.worker, sqs?.producer, idle?.calls].some((c) => c?.byKind.unknown !== undefined)) log("sqs: some calls named no operation (no X-Amz-Target, no Action=): counted as unknown");
     // Every worker has exited; their sessions report their statistics as they end (scratch.finish waits for that).
     let deadlocksAfter = scratch === undefined ? await deadlockCount(pool) : undefined;
     await pool.end();
@@ -257,6 +315,29 @@ async function main(): Promise<void> {
       overhead_ms_per_job: round(overhead.cpuMsPerJob, 3),
       jobs_per_s_per_process: Math.round(overhead.jobsPerS),
       rss_mb: round(rss, 1),
+      capacity_ratio_mixed_8b: round(mixed8b?.ratio ?? NaN, 3),
+      capacity_ratio_mixed_70b: round(mixed70b?.ratio ?? NaN, 3),
+      idle_added_ms_p50: round(idle?.latency.addedP50 ?? NaN, 2),
+      idle_added_ms_p99: round(idle?.latency.addedP99 ?? NaN, 2),
+      pg_statements_per_job: round(store?.statementsPerJob ?? NaN, 3),
+      sqs_calls_per_job: round(sqsWorker?.callsPerJob ?? NaN, 3),
+      rss_mb_10k: round(rss10k, 1),
+      rss_mb_sustained: round(rssSustained, 1),
+    };
+    const costFigures = {
+      mixed: Object.fromEntries([mixed8b, mixed70b].flatMap((m) => (m ? [[m.profile, mixedSummary(m)]] : []))),
+      idle_steps_ms_p50: idle
+        ? { receive_claim: round(idle.latency.receiveClaimP50, 2), call_overhead_complete: round(idle.latency.callCompleteP50, 2), publish_read: round(idle.latency.publishReadP50, 2), provider: round(idle.latency.providerP50, 2) }
+        : null,
+      pg_rows_written_per_job: round(store?.rowsPerJob ?? NaN, 3),
+      pg_wal_bytes_per_job: Math.round(store?.walBytesPerJob ?? NaN),
+      pg_other_databases_transactions: store?.otherDatabasesStatements ?? null,
+      sqs_calls_per_job_by_kind: sqsWorker?.byKind ?? null,
+      sqs_producer_calls_per_job_by_kind: sqsProducer?.byKind ?? null,
+      sqs_calls_per_job_low_load: round(sqsLow?.callsPerJob ?? NaN, 3),
+      sqs_calls_per_job_low_load_by_kind: sqsLow?.byKind ?? null,
+      sqs_usd_per_million_jobs: round(((sqsWorker?.billedPerJob ?? NaN) + (sqsProducer?.billedPerJob ?? NaN)) * 1_000_000 * SQS_USD_PER_REQUEST, 3),
+      sqs_usd_per_million_requests: SQS_USD_PER_REQUEST * 1_000_000,
     };
     // Reported beside the targets, not judged: the issue sets no bar for them.
     const routerUs = router?.routerUsPerJob ?? NaN;
@@ -278,8 +359,14 @@ async function main(): Promise<void> {
       overhead_ms_per_job: result.overhead_ms_per_job <= 1,
       jobs_per_s_per_process: result.jobs_per_s_per_process >= 3000,
       rss_mb: result.rss_mb <= 150,
+      capacity_ratio_mixed_8b: result.capacity_ratio_mixed_8b >= 0.97,
+      capacity_ratio_mixed_70b: result.capacity_ratio_mixed_70b >= 0.97,
+      idle_added_ms_p50: result.idle_added_ms_p50 <= 20,
+      idle_added_ms_p99: result.idle_added_ms_p99 <= 60,
+      pg_statements_per_job: result.pg_statements_per_job <= 3,
+      rss_mb_sustained: result.rss_mb_sustained <= 150,
     };
-    const rows: [string, string, string, string][] = [
+    const rows: Row[] = [
       ["simulator capacity (direct, best concurrency)", `${round(capacity)} jobs/s at ${bestC}`, "", ""],
       ["fleet throughput", `${round(fleet.jobsPerS)} jobs/s`, "", ""],
       ["naive sqs-consumer throughput", `${round(naive)} jobs/s`, "", ""],
@@ -297,6 +384,25 @@ async function main(): Promise<void> {
       ["CPU ms/job, metrics on + info logs (instant)", String(providerFigures.observability_on_ms_per_job), "≤ 1", verdict(providerFigures.observability_on_ms_per_job, providerFigures.observability_on_ms_per_job <= 1)],
       ["CPU ms/job, metrics off + warn logs (instant)", String(providerFigures.observability_off_ms_per_job), "≤ 1", verdict(providerFigures.observability_off_ms_per_job, providerFigures.observability_off_ms_per_job <= 1)],
       ["observability_ms_per_job (on − off)", String(providerFigures.observability_ms_per_job), "", measured(providerFigures.observability_ms_per_job)],
+      ...[mixed8b, mixed70b].map((m, i): Row => {
+        const key = i === 0 ? "capacity_ratio_mixed_8b" : "capacity_ratio_mixed_70b";
+        const detail = m ? ` (${round(m.fleetJobsPerS)} ÷ ${round(m.capacityJobsPerS)} at ${m.bestConcurrency})` : "";
+        return [`${key} (chat-like lengths)`, `${result[key]}${detail}`, "≥ 0.97", verdict(result[key], targets[key])];
+      }),
+      ["idle_added_ms_p50 (1 job at a time, idle worker)", String(result.idle_added_ms_p50), "≤ 20", verdict(result.idle_added_ms_p50, targets.idle_added_ms_p50)],
+      ["idle_added_ms_p99", String(result.idle_added_ms_p99), "≤ 60", verdict(result.idle_added_ms_p99, targets.idle_added_ms_p99)],
+      ["  p50 steps: receive+claim / call+complete / publish+read", idle ? `${costFigures.idle_steps_ms_p50!.receive_claim} / ${costFigures.idle_steps_ms_p50!.call_overhead_complete} / ${costFigures.idle_steps_ms_p50!.publish_read} ms` : "NaN", "", idle ? "" : "not measured"],
+      ["pg_statements_per_job (instant backend, saturated)", String(result.pg_statements_per_job), "≤ 3", verdict(result.pg_statements_per_job, targets.pg_statements_per_job)],
+      ["pg_rows_written_per_job", String(costFigures.pg_rows_written_per_job), "", measured(costFigures.pg_rows_written_per_job)],
+      ["pg_wal_bytes_per_job (cluster-wide WAL)", String(costFigures.pg_wal_bytes_per_job), "", measured(costFigures.pg_wal_bytes_per_job)],
+      ["sqs_calls_per_job (worker, saturated)", String(result.sqs_calls_per_job), "", measured(result.sqs_calls_per_job)],
+      ["  by kind", sqsWorker ? kinds(sqsWorker.byKind) : "NaN", "", sqsWorker ? "" : "not measured"],
+      ["  producer's calls per job", sqsProducer ? kinds(sqsProducer.byKind) : "NaN", "", sqsProducer ? "" : "not measured"],
+      ["sqs_calls_per_job_low_load (worker, idle run)", String(costFigures.sqs_calls_per_job_low_load), "", measured(costFigures.sqs_calls_per_job_low_load)],
+      ["  by kind", sqsLow ? kinds(sqsLow.byKind) : "NaN", "", sqsLow ? "" : "not measured"],
+      [`sqs_usd_per_million_jobs (saturated, $${costFigures.sqs_usd_per_million_requests}/M requests)`, String(costFigures.sqs_usd_per_million_jobs), "", measured(costFigures.sqs_usd_per_million_jobs)],
+      [`rss_mb_10k (${a["rss-many"]} in flight)`, String(result.rss_mb_10k), "", measured(result.rss_mb_10k)],
+      ["rss_mb_sustained (peak, instant-backend run)", String(result.rss_mb_sustained), "≤ 150", verdict(result.rss_mb_sustained, targets.rss_mb_sustained)],
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     for (const [name, value, target, verdict] of rows) process.stdout.write(`${name.padEnd(width)}  ${value.padEnd(24)} ${target.padEnd(8)} ${verdict}\n`);
@@ -305,11 +411,12 @@ async function main(): Promise<void> {
     for (const { at, jobs, bytes } of rig.sizes) {
       process.stdout.write(`jobs table ${at} (${jobs} rows): total ${mb(bytes.total)}, heap ${mb(bytes.heap)}, indexes ${mb(bytes.indexes)}${jobs > 0 ? `, ${Math.round(bytes.total / jobs)} B/row` : ""}\n`);
     }
-    for (const line of limits(result, targets)) process.stdout.write(`note: ${line}\n`);
+    const steps = costFigures.idle_steps_ms_p50;
+    for (const line of limits({ ...result, ...(steps ? { idle_receive_claim_ms: steps.receive_claim, idle_call_complete_ms: steps.call_overhead_complete, idle_publish_read_ms: steps.publish_read } : {}) }, targets)) process.stdout.write(`note: ${line}\n`);
     mkdirSync(resolve(ROOT, "out"), { recursive: true });
-    writeFileSync(resolve(ROOT, "out/bench.json"), `${JSON.stringify({ ...result, ...providerFigures, fleet_jobs_per_s: round(fleet.jobsPerS), simulator_jobs_per_s: round(capacity), naive_jobs_per_s: round(naive), max_tokens: MAX_TOKENS, processes: PROCESSES, deadlocks, jobs_table: rig.sizes, targets }, null, 2)}\n`);
+    writeFileSync(resolve(ROOT, "out/bench.json"), `${JSON.stringify({ ...result, ...providerFigures, ...costFigures, fleet_jobs_per_s: round(fleet.jobsPerS), simulator_jobs_per_s: round(capacity), naive_jobs_per_s: round(naive), max_tokens: MAX_TOKENS, processes: PROCESSES, deadlocks, jobs_table: rig.sizes, targets }, null, 2)}\n`);
     const jobsTable = rig.sizes.map(({ at, jobs, bytes }) => ({ at, jobs, ...bytes }));
-    process.stdout.write(`${JSON.stringify({ ...result, ...providerFigures, deadlocks, jobs_table: jobsTable, targets_met: Object.values(targets).every(Boolean) && deadlocks === 0 })}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, ...providerFigures, ...costFigures, deadlocks, jobs_table: jobsTable, targets_met: Object.values(targets).every(Boolean) && deadlocks === 0 })}\n`);
   } finally {
     if (!poolEnded) {
       if (scratch === undefined) await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
@@ -342,7 +449,29 @@ function limits(r: Record<string, number>, met: Record<string, boolean>): string
   }
   if (!met.capacity_ratio && !Number.isNaN(r.capacity_ratio!)) out.push("capacity_ratio: the fleet and the simulator share 2 cores; see out/bench-logs for worker warnings");
   if (!met.rss_mb && !Number.isNaN(r.rss_mb!)) out.push("rss_mb: ~1 HTTP connection and its buffers per job in flight on top of ~80 MiB of runtime and SDKs");
+  if ((!met.idle_added_ms_p50 || !met.idle_added_ms_p99) && r.idle_receive_claim_ms !== undefined) {
+    out.push(`idle latency: p50 steps receive+claim ${r.idle_receive_claim_ms} ms, call+complete ${r.idle_call_complete_ms} ms, publish+read ${r.idle_publish_read_ms} ms; the store's micro-batches linger 5 ms before each write (worker/durable-store.ts)`);
+  }
   return out;
+}
+
+type Row = [name: string, value: string, target: string, verdict: string];
+
+/** Calls per job by kind, one line: "ReceiveMessage 0.12, DeleteMessageBatch 0.1". */
+function kinds(byKind: Record<string, number>): string {
+  return Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(", ");
+}
+
+function mixedSummary(m: MixedResult): Record<string, unknown> {
+  return {
+    jobs: m.jobs,
+    simulator_jobs_per_s: round(m.capacityJobsPerS, 2),
+    best_concurrency: m.bestConcurrency,
+    direct: Object.fromEntries(m.direct.map(([c, j]) => [c, round(j, 2)])),
+    fleet_jobs_per_s: round(m.fleetJobsPerS, 2),
+    mean_prompt_tokens: Math.round(m.meanPromptTokens),
+    mean_answer_tokens: Math.round(m.meanAnswerTokens),
+  };
 }
 
 /** For figures with no target: blank once measured. */
@@ -354,25 +483,38 @@ function verdict(value: number, met: boolean): string {
   return Number.isNaN(value) ? "not measured" : met ? "met" : "MISSED";
 }
 
-/** One worker process against the instant backend: our own cost per job. */
-async function fleetRunSingle(rig: Rig, o: { jobs?: number; env?: Record<string, string>; name?: string } = {}): Promise<{ jobsPerS: number; cpuMsPerJob: number }> {
+interface SingleRun {
+  jobsPerS: number;
+  cpuMsPerJob: number;
+  /** The worker's peak RSS during the run, MiB (sampled every 200 ms). */
+  rssPeakMb: number;
+  /** Set when a StoreCostMeter was given. */
+  store?: StoreCost;
+}
+
+/** One worker process against the instant backend: our own cost per job; `meter` also counts its Postgres work. */
+async function fleetRunSingle(rig: Rig, o: { jobs?: number; env?: Record<string, string>; name?: string; meter?: StoreCostMeter; producerQueue?: SqsQueue } = {}): Promise<SingleRun> {
   const jobs = o.jobs ?? Number(a["overhead-jobs"]);
   const name = o.name ?? "overhead";
   const sim = await startSimProcess(["--profile", "instant"]);
   await rig.pool.query("TRUNCATE jobs");
   const queueUrl = await freshQueue(rig, name);
-  await submit(rig, queueUrl, jobs);
+  await submit(rig, queueUrl, jobs, input, o.producerQueue);
+  await o.meter?.begin();
   const w = spawnWorker(`bench-${name}`, workerEnv(rig, queueUrl, sim.url, o.env), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
   await w.ready;
   const cpu0 = cpuSeconds(w.child.pid!);
+  let rssPeakMb = rssMb(w.child.pid!);
+  const sampler = setInterval(() => (rssPeakMb = Math.max(rssPeakMb, rssMb(w.child.pid!))), 200);
   const t0 = Date.now();
-  await waitDone(rig.pool, "jobs", jobs);
+  const polls = await waitDone(rig.pool, "jobs", jobs).finally(() => clearInterval(sampler));
   const elapsed = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(w.child.pid!) - cpu0;
   await stopAll([w]);
+  const store = await o.meter?.end(jobs, polls);
   if (name === "overhead") await noteSize(rig, "after the overhead run");
   await sim.stop();
-  return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs };
+  return { jobsPerS: jobs / elapsed, cpuMsPerJob: (cpu * 1000) / jobs, rssPeakMb, ...(store ? { store } : {}) };
 }
 
 /**
@@ -410,6 +552,52 @@ async function observabilityRun(rig: Rig): Promise<{ onMsPerJob: number; offMsPe
   }
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
   return { onMsPerJob: mean(runs.on), offMsPerJob: mean(runs.off) };
+}
+
+/** capacity_ratio on chat-like lengths for one simulator profile (bench/mixed-workload.ts). */
+function mixedRun(rig: Rig, profile: ProfileName, jobs: number): Promise<MixedResult> {
+  const concurrencies = a["mixed-concurrency"]!.split(",").map(Number);
+  const fleet: FleetRun = async (inputs, simFlags, env) => (await fleetRun(rig, inputs.length, simFlags, { env, make: (i) => inputs[i]! })).jobsPerS;
+  return measureMixed({ profile, jobs, concurrencies, seed: 20240601, fleet, log });
+}
+
+/**
+ * One worker on the instant backend, long-polling an empty queue, then jobs one at a time (bench/idle-latency.ts).
+ * With `sqs`, the worker talks to SQS through that counting proxy (one more loopback hop, well under a millisecond
+ * a call) and its calls during the jobs are returned: SQS's cost per job at low load.
+ */
+async function idleRun(rig: Rig, sqs?: CountingProxy): Promise<{ latency: IdleLatency; calls?: SqsCalls }> {
+  const sim = await startSimProcess(["--profile", "instant"]);
+  await rig.pool.query("TRUNCATE jobs");
+  const queueUrl = await freshQueue(rig, "idle");
+  const w = spawnWorker("bench-idle", workerEnv(rig, queueUrl, sim.url, sqs ? { SQS_ENDPOINT: sqs.url } : {}), resolve(ROOT, "out/bench-logs"), WORKER_FLAGS, "dist");
+  try {
+    await w.ready;
+    await delay(1000); // its long polls are out and waiting
+    sqs?.reset();
+    const producer = new Producer({ queue: rig.queue, queueUrl });
+    const latency = await measureIdleLatency({ url: rig.dbUrl, producer, jobs: Number(a["idle-jobs"]), input });
+    await delay(200); // the last job's delete (ACK_FLUSH_MS later)
+    return { latency, ...(sqs ? { calls: sqs.counts() } : {}) };
+  } finally {
+    await stopAll([w]);
+    await sim.stop();
+  }
+}
+
+/** SQS calls per job at saturation: the instant-backend run with the worker and the producer each behind a counting proxy. */
+async function sqsCostRun(rig: Rig, worker: CountingProxy): Promise<{ jobs: number; worker: SqsCalls; producer: SqsCalls }> {
+  const jobs = Number(a["sqscost-jobs"]);
+  const producerProxy = await startCountingProxy(rig.endpoint);
+  const producerQueue = new SqsQueue({ region: "us-east-1", endpoint: producerProxy.url });
+  try {
+    worker.reset();
+    await fleetRunSingle(rig, { jobs, name: "sqscost", env: { SQS_ENDPOINT: worker.url }, producerQueue });
+    return { jobs, worker: worker.counts(), producer: producerProxy.counts() };
+  } finally {
+    producerQueue.close();
+    await producerProxy.close();
+  }
 }
 
 /** The fleet on the fallback chain only (vLLM unreachable): throughput, who answered, what it cost. */

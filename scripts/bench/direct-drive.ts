@@ -5,8 +5,8 @@
 import { VllmClient } from "../../shared/providers/vllm.ts";
 import type { CompletionRequest } from "../../shared/providers/provider.ts";
 
-export async function driveDirect(url: string, concurrency: number, jobs: number, request: (i: number) => CompletionRequest): Promise<number> {
-  const client = new VllmClient({ baseUrl: url, model: "meta-llama/Llama-3.1-8B-Instruct", timeoutMs: 600_000, connections: concurrency });
+export async function driveDirect(url: string, concurrency: number, jobs: number, request: (i: number) => CompletionRequest, model = "meta-llama/Llama-3.1-8B-Instruct"): Promise<number> {
+  const client = new VllmClient({ baseUrl: url, model, timeoutMs: 600_000, connections: concurrency });
   let next = 0;
   const started = Date.now();
   try {
