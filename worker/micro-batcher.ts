@@ -1,6 +1,8 @@
 /**
  * Groups single calls made by concurrent jobs into one batched call (one SQL round trip for many jobs),
- * flushing when `maxBatch` items wait or after `lingerMs`. The batched function returns one result per
+ * flushing when `maxBatch` items wait or after `lingerMs`. The first item after a quiet spell (nothing sent for
+ * `lingerMs`, nothing in flight) goes at once, with whatever joins it in the same turn of the event loop: an idle
+ * worker's lone job pays no linger, while under load batches still form. The batched function returns one result per
  * item, in order, or nothing for a write with no per-item answer. An item whose result is an Error fails alone
  * (the store isolates a row it cannot write); a thrown failure rejects every item of that batch. Retries are the
  * caller's policy.
@@ -22,7 +24,9 @@ interface Pending<I, O> {
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private inFlight = new Set<Promise<void>>();
+  private lastFlushAt = -Infinity;
 
   constructor(private readonly options: MicroBatcherOptions<I, O>) {}
 
@@ -30,14 +34,17 @@ export class MicroBatcher<I, O> {
     return new Promise<O>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       if (this.queue.length >= this.options.maxBatch) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.lingerMs);
+      else if (this.timer === undefined && this.immediate === undefined) {
+        if (this.quiet()) this.immediate = setImmediate(() => this.flush());
+        else this.timer = setTimeout(() => this.flush(), this.options.lingerMs);
+      }
     });
   }
 
   /** Send what waits now. */
   flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.clearTimer();
+    if (this.queue.length > 0) this.lastFlushAt = performance.now();
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.maxBatch);
       const done = this.runBatch(batch).finally(() => this.inFlight.delete(done));
@@ -49,6 +56,17 @@ export class MicroBatcher<I, O> {
   async drain(): Promise<void> {
     this.flush();
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  private quiet(): boolean {
+    return this.inFlight.size === 0 && performance.now() - this.lastFlushAt >= this.options.lingerMs;
+  }
+
+  private clearTimer(): void {
+    clearTimeout(this.timer);
+    clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
   }
 
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {

@@ -6,6 +6,7 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
+  type QueueAttributeName,
   ChangeMessageVisibilityBatchCommand,
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -263,7 +264,8 @@ export class SqsQueue {
           MessageSystemAttributeNames: [...SYSTEM_ATTRIBUTES],
           // The legacy field too: some SQS-compatible servers (local-aws-sqs) honour only it. The three names, not
           // "All": every attribute returned is parsed by the SDK, ~10 % of a receive's CPU for the five unused.
-          AttributeNames: [...SYSTEM_ATTRIBUTES],
+          // (SQS's documentation lists these names for the legacy field; the SDK's type only knows queue attributes.)
+          AttributeNames: [...SYSTEM_ATTRIBUTES] as string[] as QueueAttributeName[],
           MessageAttributeNames: ["All"],
         }),
         { abortSignal: o.signal },
