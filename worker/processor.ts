@@ -17,6 +17,7 @@ import type pLimit from "p-limit";
 import { decodeJob, type Job } from "../shared/contract.ts";
 import { ContractError, errorCode, FleetError, isRetryable, ProviderRetryableError, StoreError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { JobOutcome } from "../shared/metrics/fleet-metrics.ts";
 import { TRACEPARENT, traceOrNew } from "../shared/trace.ts";
 import { CallDeadline, type Completion, type Provider } from "../shared/providers/provider.ts";
 import type { JobRecord } from "../shared/store/job-record.ts";
@@ -51,7 +52,8 @@ export interface ProcessorOptions {
   onProviderCall: (delta: 1 | -1) => void;
 }
 
-export type Outcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict" | "deferred";
+/** How a message's handling ended: the metrics' own list, so the two cannot drift. */
+export type Outcome = JobOutcome;
 
 
 class CircuitOpenError extends ProviderRetryableError {
@@ -140,12 +142,7 @@ export class Processor {
     const delaySeconds = this.suspects.deferSeconds(this.o.visibilityTimeoutSeconds);
     held.log.info({ workerLosses: losses, delaySeconds }, "earlier workers died holding this job and another such job runs here: handed back");
     const message = `${losses} earlier workers died holding this job; deferred while another such job ran`;
-    await this.suspects.track(
-      (async () => {
-        await this.o.store.release({ id: job.id, workerId: this.o.workerId, code: "WORKER_LOST", message }).catch(() => undefined);
-        await this.handBack(held, job.id, delaySeconds);
-      })(),
-    );
+    await this.suspects.track(this.releaseAndHandBack(held, job.id, { code: "WORKER_LOST", message }, delaySeconds));
     return "deferred";
   }
 
@@ -225,8 +222,8 @@ export class Processor {
     // Every provider turned the job away without a call: it spent nothing on the outage but this delivery.
     if (stop.aborted || errorCode(err) === "PROVIDER_CIRCUIT_OPEN") {
       const code = stop.aborted ? "WORKER_STOPPED" : "PROVIDER_CIRCUIT_OPEN";
-      await this.o.store.release({ id: job.id, workerId: this.o.workerId, code, message: code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message }).catch(() => undefined);
-      await this.handBack(held, job.id, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
+      const message = code === "WORKER_STOPPED" ? "worker stopped before the job finished" : (err as Error).message;
+      await this.releaseAndHandBack(held, job.id, { code, message }, stop.aborted ? 0 : this.o.backendRetryFloorSeconds);
       return "released";
     }
     if (deadlineAt !== undefined && Date.now() >= deadlineAt) {
@@ -305,6 +302,12 @@ export class Processor {
     log.warn({ messageId: message.messageId }, "job id already used by another tenant: message dead-lettered");
     await this.o.settlement.deadLetter(message, { code: "JOB_ID_CONFLICT", message: `id ${id} belongs to ${owner === undefined ? "an earlier message" : "another tenant"}; this message was not run` }, log);
     return "conflict";
+  }
+
+  /** Free the lease (best effort: an unreleased one only delays the next claim until it expires), then hand back. */
+  private async releaseAndHandBack(held: HeldMessage, jobId: string, reason: { code: string; message: string }, delaySeconds: number): Promise<void> {
+    await this.o.store.release({ id: jobId, workerId: this.o.workerId, ...reason }).catch(() => undefined);
+    await this.handBack(held, jobId, delaySeconds);
   }
 
   /**

@@ -17,7 +17,7 @@
 export const ISOLATE_AFTER = 2;
 
 export class Suspects {
-  private running = 0;
+  private running = false;
   private readonly deferrals = new Set<Promise<unknown>>();
 
   constructor(private readonly random: () => number = Math.random) {}
@@ -28,13 +28,13 @@ export class Suspects {
 
   /** Takes the one suspect slot when it is free; the caller must `leave()` once the job is settled. */
   tryEnter(): boolean {
-    if (this.running > 0) return false;
-    this.running = 1;
+    if (this.running) return false;
+    this.running = true;
     return true;
   }
 
   leave(): void {
-    this.running = 0;
+    this.running = false;
   }
 
   /** Seconds to hand a deferred suspect back for: 1 to `visibilitySeconds`, at random, to scatter the group. */

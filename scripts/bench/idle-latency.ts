@@ -10,6 +10,7 @@
 import pg from "pg";
 import type { JobInput } from "../../shared/contract.ts";
 import type { Producer } from "../../producer/producer.ts";
+import { DONE_CHANNEL_SQL } from "../../shared/store/jobs-sql.ts";
 import { percentile } from "../fleet/stats.ts";
 
 export interface IdleLatency {
@@ -37,7 +38,7 @@ export async function measureIdleLatency(o: { url: string; producer: Producer; j
   });
   const samples: { added: number; receiveClaim: number; callComplete: number; publishRead: number; provider: number }[] = [];
   try {
-    const { rows } = await client.query<{ channel: string }>("SELECT left('jobs_done:' || current_schema(), 63) AS channel");
+    const { rows } = await client.query<{ channel: string }>(`SELECT ${DONE_CHANNEL_SQL} AS channel`);
     await client.query(`LISTEN ${client.escapeIdentifier(rows[0]!.channel)}`);
     const run = Date.now().toString(36);
     for (let i = 0; i < o.jobs; i++) {

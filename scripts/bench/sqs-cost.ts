@@ -6,8 +6,9 @@
  * Billing: SQS charges per request, and each 64 KiB chunk of a request's payload counts as one more (a batch of ten
  * 30 KiB messages bills 5); a call is billed here as ceil(max(request, response bytes) / 64 KiB), at least 1.
  */
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { passThrough } from "../fleet/pass-through.ts";
 
 /**
  * USD per request: $0.40 per million for standard queues past the free tier (1 million requests a month), us-east-1,
@@ -37,7 +38,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   const to = new URL(target);
   let calls: SqsCalls = { byKind: {}, calls: 0, billed: 0 };
   // Counted on arrival, so a long poll still open (or cut by a stopping worker) counts as the request it is; chunks
-  // past the first are added when the exchange ends.
+  // past the first are added when the exchange ends, however it ends.
   const count = (op: string) => {
     calls.byKind[op] = (calls.byKind[op] ?? 0) + 1;
     calls.calls += 1;
@@ -69,19 +70,7 @@ function operation(req: IncomingMessage): string {
 
 function forward(req: IncomingMessage, res: ServerResponse, to: URL, count: (op: string) => void, bill: (bytes: number) => void): void {
   count(operation(req));
-  let requestBytes = 0;
-  let responseBytes = 0;
-  req.on("data", (chunk: Buffer) => void (requestBytes += chunk.length));
-  const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host } }, (up) => {
-    res.writeHead(up.statusCode ?? 502, up.headers);
-    up.on("data", (chunk: Buffer) => void (responseBytes += chunk.length));
-    up.once("end", () => bill(Math.max(requestBytes, responseBytes)));
-    up.pipe(res);
-  });
-  upstream.once("error", () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
-  // A long poll the worker abandons (stop) closes here first: end the upstream call too.
-  res.once("close", () => res.writableFinished || upstream.destroy());
-  req.pipe(upstream);
+  passThrough(req, res, to, ({ requestBytes, responseBytes }) => bill(Math.max(requestBytes, responseBytes)));
 }
 
 /** Calls per job (total and by kind, 3 decimals) and billed requests per job. */

@@ -3,9 +3,10 @@
  * request log misses a protocol: the simulator's Gemini API (/v1beta) keeps what it received but not when each call
  * ended, and the overlap audit needs both ends. Same clock (epochMs) and entry shape as the simulator's own log.
  */
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { RequestLog, epochMs, type RequestLogSnapshot, type RequestOutcome } from "../simulators/vllm/request-log.ts";
+import { RequestLog, epochMs, type RequestLogSnapshot } from "../simulators/vllm/request-log.ts";
+import { passThrough } from "./pass-through.ts";
 
 export interface RecordingProxy {
   url: string;
@@ -39,26 +40,7 @@ export async function startRecordingProxy(target: string, capacity: number, port
 function forward(req: IncomingMessage, res: ServerResponse, to: URL, log: RequestLog): void {
   const startedAt = epochMs();
   const header = req.headers["x-request-id"];
-  let ended = false;
-  const end = (outcome: RequestOutcome) => {
-    if (ended) return;
-    ended = true;
-    log.record({ ...(typeof header === "string" ? { requestId: header } : {}), startedAt, endedAt: epochMs(), outcome, ...(res.headersSent ? { status: res.statusCode } : {}) });
-  };
-  const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host } }, (up) => {
-    res.writeHead(up.statusCode ?? 502, up.headers);
-    up.pipe(res);
-    up.once("end", () => end((up.statusCode ?? 502) < 400 ? "served" : "error"));
-    up.once("error", () => res.destroy());
-  });
-  upstream.once("error", () => {
-    if (!res.headersSent) res.writeHead(502).end();
-    else res.destroy();
-    end("error");
-  });
-  res.once("close", () => {
-    if (!res.writableFinished) upstream.destroy();
-    end("aborted");
-  });
-  req.pipe(upstream);
+  passThrough(req, res, to, ({ outcome, status }) =>
+    log.record({ ...(typeof header === "string" ? { requestId: header } : {}), startedAt, endedAt: epochMs(), outcome, ...(status === undefined ? {} : { status }) }),
+  );
 }

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../logger.ts";
 
-/** How a message's handling ended (worker/processor.ts Outcome). */
+/** How a message's handling ended (worker/processor.ts returns it as its Outcome). */
 export type JobOutcome = "succeeded" | "failed" | "expired" | "dead" | "poison" | "duplicate" | "leased" | "retry" | "released" | "conflict" | "deferred";
 export type BreakerStateName = "closed" | "half-open" | "open";
 export type HeartbeatResult = "ok" | "failed" | "lost";
