@@ -79,6 +79,15 @@ test("hand-back on the last delivery: a fresh copy with the delay goes to the qu
   assert.deepEqual((queue.calls[1] as Extract<Call, { op: "delete" }>).receiptHandles, ["rh-3"]);
 });
 
+test("hand-back with freshCopy: a copy is sent and the message deleted on any delivery", async () => {
+  const { queue, settlement } = setup();
+  assert.equal(await settlement.handBack(message(1), 5, { freshCopy: true }), true);
+  await settlement.drain();
+  assert.deepEqual(queue.calls.map((c) => c.op), ["send", "delete"]);
+  assert.equal((queue.calls[0] as Extract<Call, { op: "send" }>).entries[0]!.delaySeconds, 5);
+  assert.deepEqual((queue.calls[1] as Extract<Call, { op: "delete" }>).receiptHandles, ["rh-1"]);
+});
+
 test("hand-back on the last delivery when the copy cannot be sent: the original is handed back, not deleted", async () => {
   const { queue, settlement } = setup();
   queue.sendFails = true;

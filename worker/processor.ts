@@ -108,7 +108,7 @@ export class Processor {
     let claim;
     try {
       const traceId = held.trace?.traceId;
-      claim = await this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId, receiveCount: message.receiveCount, traceId });
+      claim = await this.suspects.claiming(this.o.store.claim({ job, workerId: this.o.workerId, leaseMs: this.o.visibilityTimeoutSeconds * 1000, messageId: message.messageId, receiveCount: message.receiveCount, traceId }));
     } catch (err) {
       if (isRetryable(err)) throw err;
       return this.unstorable(held, job, err);
@@ -142,7 +142,8 @@ export class Processor {
     const delaySeconds = this.suspects.deferSeconds(this.o.visibilityTimeoutSeconds);
     held.log.info({ workerLosses: losses, delaySeconds }, "earlier workers died holding this job and another such job runs here: handed back");
     const message = `${losses} earlier workers died holding this job; deferred while another such job ran`;
-    await this.suspects.track(this.releaseAndHandBack(held, job.id, { code: "WORKER_LOST", message }, delaySeconds));
+    // A fresh copy: its deliveries went to workers that died around it; worker_losses, not SQS's count, bounds it now.
+    await this.suspects.track(this.releaseAndHandBack(held, job.id, { code: "WORKER_LOST", message }, delaySeconds, true));
     return "deferred";
   }
 
@@ -305,17 +306,17 @@ export class Processor {
   }
 
   /** Free the lease (best effort: an unreleased one only delays the next claim until it expires), then hand back. */
-  private async releaseAndHandBack(held: HeldMessage, jobId: string, reason: { code: string; message: string }, delaySeconds: number): Promise<void> {
+  private async releaseAndHandBack(held: HeldMessage, jobId: string, reason: { code: string; message: string }, delaySeconds: number, freshCopy = false): Promise<void> {
     await this.o.store.release({ id: jobId, workerId: this.o.workerId, ...reason }).catch(() => undefined);
-    await this.handBack(held, jobId, delaySeconds);
+    await this.handBack(held, jobId, delaySeconds, freshCopy);
   }
 
   /**
    * Give back a message whose job did not finish here. When settlement sent a fresh copy (a last delivery), the spent
    * message's deliveries are forgotten in the store, or the lost-job sweep would record `dead` a job its copy carries.
    */
-  private async handBack(held: HeldMessage, jobId: string, delaySeconds = 0): Promise<void> {
-    if (await this.o.settlement.handBack(held.message, delaySeconds, { log: held.log })) {
+  private async handBack(held: HeldMessage, jobId: string, delaySeconds = 0, freshCopy = false): Promise<void> {
+    if (await this.o.settlement.handBack(held.message, delaySeconds, { freshCopy, log: held.log })) {
       await this.o.store.resetDeliveries(jobId).catch((err: unknown) => held.log.warn({ err }, "could not reset the delivery count after a requeue"));
     }
   }

@@ -81,11 +81,13 @@ export class Settlement {
   /**
    * Give back a message whose job did not run here (drain, another worker's lease, circuit open). On its last
    * delivery a hand-back would send it to the DLQ unrun, so a fresh copy goes to the queue and this one is deleted.
+   * `freshCopy`: send a copy whatever the delivery (its receive count starts again), for a job whose deliveries were
+   * spent by workers dying around it rather than by its own runs.
    * Resolves true when a copy was sent (the caller tells the store: the spent message's deliveries no longer count).
    */
-  async handBack(message: ReceivedMessage, delaySeconds = 0, o: { requeueLastDelivery?: boolean; log?: Logger } = {}): Promise<boolean> {
+  async handBack(message: ReceivedMessage, delaySeconds = 0, o: { requeueLastDelivery?: boolean; freshCopy?: boolean; log?: Logger } = {}): Promise<boolean> {
     const log = o.log ?? this.o.log;
-    if (message.receiveCount < this.o.maxReceiveCount || o.requeueLastDelivery === false) {
+    if (o.freshCopy !== true && (message.receiveCount < this.o.maxReceiveCount || o.requeueLastDelivery === false)) {
       await this.setVisibility(message, delaySeconds, log);
       return false;
     }
